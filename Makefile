@@ -1,0 +1,39 @@
+# ferry: the two set-up commands are `make run` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+EXTRAS := xgboost,lightgbm,torch,pmml,postgres,test
+
+.PHONY: install run test lint typecheck check-system clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# PostgreSQL comes from Debian's package; the PostgreSQL tests start a throwaway cluster.
+check-system:
+	@command -v pg_createcluster >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	      || echo "note: could not install postgresql; its tests will be skipped"; \
+	  else echo "note: pg_createcluster not found; PostgreSQL tests will be skipped"; fi; }
+
+run: install
+	$(PY) -m ferry.example
+
+lint: install
+	$(VENV)/bin/ruff check ferry tests
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+test: install check-system lint typecheck
+	$(VENV)/bin/pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

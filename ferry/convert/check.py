@@ -1,0 +1,107 @@
+"""The conversion check: the ONNX form's outputs against the original's, on sample rows.
+
+Values and probabilities pass when every element satisfies `|onnx - original| <= atol +
+rtol * |original|` (the rule `numpy.isclose` and torch.onnx's verification use); labels pass
+when the share of rows whose labels agree reaches `min_label_agreement`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ferry.runtime.predictor import Outputs
+from ferry.signature import Role
+
+DEFAULT_RTOL = 1e-3
+"""torch.onnx's export-verification default relative tolerance."""
+DEFAULT_ATOL = 1e-5
+"""Absolute slack for values near zero: float32 ONNX against float64 originals."""
+DEFAULT_MIN_LABEL_AGREEMENT = 0.999
+"""Share of rows whose predicted class must agree (reference/registry-monitoring.md §4.6)."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float = DEFAULT_RTOL
+    atol: float = DEFAULT_ATOL
+    min_label_agreement: float = DEFAULT_MIN_LABEL_AGREEMENT
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """How one output of the ONNX form compares with the original's."""
+
+    role: str
+    passed: bool
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    label_agreement: float | None = None
+
+    def describe(self) -> str:
+        if self.label_agreement is not None:
+            return f"{self.role}: label agreement {self.label_agreement:.4%}"
+        return (f"{self.role}: max abs error {self.max_abs_error:.3g},"
+                f" max rel error {self.max_rel_error:.3g}")
+
+
+@dataclass(frozen=True)
+class ConversionCheck:
+    """The result recorded on a version: every output's numbers, pass or fail."""
+
+    rows: int
+    data: str
+    outputs: list[OutputCheck]
+    tolerance: Tolerance = field(default_factory=Tolerance)
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outputs)
+
+    def worst(self) -> OutputCheck | None:
+        failing = [o for o in self.outputs if not o.passed]
+        return failing[0] if failing else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+
+def compare(reference: Outputs, candidate: Outputs, *, data: str,
+            tolerance: Tolerance | None = None) -> ConversionCheck:
+    """Compare every role both sides give; a role only one side gives is not compared."""
+    tolerance = tolerance or Tolerance()
+    checks = []
+    for role in (Role.LABEL, Role.PROBABILITIES, Role.VALUE):
+        if role in reference and role in candidate:
+            checks.append(_compare_one(role, reference[role], candidate[role], tolerance))
+    rows = len(next(iter(reference.values()))) if reference else 0
+    return ConversionCheck(rows=rows, data=data, outputs=checks, tolerance=tolerance)
+
+
+def _compare_one(role: Role, want: np.ndarray, got: np.ndarray, tol: Tolerance) -> OutputCheck:
+    if role == Role.LABEL:
+        want_labels = np.asarray(want).reshape(-1)
+        got_labels = np.asarray(got).reshape(-1)
+        if want_labels.shape != got_labels.shape:
+            return OutputCheck(str(role), passed=False, label_agreement=0.0)
+        agreement = float(np.mean(want_labels.astype(str) == got_labels.astype(str)))
+        return OutputCheck(str(role), agreement >= tol.min_label_agreement,
+                           label_agreement=agreement)
+    want_values = np.asarray(want, dtype=np.float64)
+    got_values = np.asarray(got, dtype=np.float64)
+    if want_values.size != got_values.size:
+        return OutputCheck(str(role), passed=False, max_abs_error=float("inf"),
+                           max_rel_error=float("inf"))
+    got_values = got_values.reshape(want_values.shape)
+    error = np.abs(got_values - want_values)
+    relative = error / np.maximum(np.abs(want_values), tol.atol)
+    passed = bool(np.all(error <= tol.atol + tol.rtol * np.abs(want_values)))
+    return OutputCheck(str(role), passed, max_abs_error=_max(error), max_rel_error=_max(relative))
+
+
+def _max(values: np.ndarray) -> float:
+    return float(np.max(values)) if values.size else 0.0

@@ -1,0 +1,342 @@
+"""PyTorch modules, through the torch.export-based ("dynamo") ONNX exporter.
+
+Exporter choice: `torch.onnx.export(..., dynamo=True, dynamic_shapes=...)`. Since PyTorch 2.9
+it is the default exporter; the TorchScript one (`dynamo=False`, `dynamic_axes`) still runs in
+torch 2.13 but warns that it is deprecated and due for removal. The dynamo exporter traces
+with `torch.export`, the same tracer `save()` uses for the original, so a model that exports
+to ONNX can also be saved without a pickle, and a model that cannot be traced fails both ways
+with the same `UnsupportedModelError`. The batch axis is a `torch.export.Dim` named `batch`,
+which comes out as the ONNX dimension parameter `batch`.
+
+Opset 18 is the lowest the exporter has implementations for (asking for 17 makes it export
+at 18 and convert down with the ONNX version converter, which may fail) and runs on every
+ONNX Runtime since 1.14.
+
+`torch.export` specialises an axis whose example size is 0 or 1, so the example used for
+tracing is two rows of the sample (the one row repeated when the sample has only one).
+
+The original is saved as a `.pt2` file (`torch.export.save`): the traced graph and weights,
+no pickled Python code. `torch.export.save` needs an example input, which `save()` does not
+get, so the converter remembers the last example passed to `convert` or `native_signature`
+for each model (weakly: forgetting it when the model is collected).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import onnx
+import pandas as pd
+
+from ferry.convert.base import Conversion, Converter, Sample, SavedOriginal
+from ferry.errors import InvalidInputError, SampleMismatchError, UnsupportedModelError
+from ferry.runtime.predictor import Outputs
+from ferry.signature import DYNAMIC, Layout, Role, Signature, Task, TensorSpec, tensor_specs
+
+if TYPE_CHECKING:
+    import torch
+
+TARGET_OPSET = 18
+"""The lowest opset the torch.export-based exporter implements without a version conversion."""
+BATCH = "batch"
+"""Name of the dynamic batch axis, in `torch.export` and in the ONNX graph."""
+EXPORT_ROWS = 2
+"""Rows of the sample traced: `torch.export` specialises axes whose example size is 0 or 1."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_NOISY_LOGGER = "torch.onnx._internal.exporter._registration"
+"""Warns once per process that torchvision's operators are skipped when it is not installed."""
+
+
+class TorchConverter(Converter):
+    framework = "torch"
+    file_suffixes = (".pt2",)
+
+    def __init__(self) -> None:
+        self._examples: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+
+    def matches(self, model: object) -> bool:
+        if not any(cls.__module__.startswith("torch") for cls in type(model).__mro__):
+            return False
+        import torch
+
+        return isinstance(model, torch.nn.Module)
+
+    def framework_version(self) -> str:
+        import torch
+
+        return str(torch.__version__)
+
+    def task(self, model: object) -> Task:
+        return Task.OTHER
+
+    def convert(self, model: object, sample: Sample | None) -> Conversion:
+        module = _module(model)
+        array, names = _sample_array(module, sample)
+        example = self._remember(module, array)
+        n_outputs = len(_output_arrays(module, example))
+        onnx_model = _export_onnx(module, example, n_outputs)
+        _make_batch_dynamic(onnx_model, len(example))
+        outputs = onnx_model.graph.output
+        signature = Signature(
+            inputs=(_input_spec(array),),
+            outputs=tensor_specs(outputs, {outputs[0].name: Role.VALUE}),
+            layout=Layout.TENSOR,
+            feature_names=names,
+        )
+        return Conversion(onnx_model=onnx_model, signature=signature, task=self.task(model))
+
+    def reference(self, model: object, data: Sample) -> Outputs:
+        module = _module(model)
+        return {Role.VALUE: _output_arrays(module, _rows(data))[0]}
+
+    def save(self, model: object) -> SavedOriginal:
+        module = _module(model)
+        example = self._examples.get(module)
+        if example is None:
+            raise InvalidInputError(
+                f"saving a {type(model).__name__} needs an example input: convert it or ask for"
+                " its signature with example_input=... first"
+            )
+        import torch
+
+        buffer = io.BytesIO()
+        torch.export.save(_export_program(module, example), buffer)
+        return SavedOriginal(buffer.getvalue(), "pt2")
+
+    def load(self, saved: SavedOriginal) -> object:
+        import torch
+
+        return torch.export.load(io.BytesIO(saved.data)).module()
+
+    def read_file(self, path: Path) -> object:
+        if path.suffix not in self.file_suffixes:
+            return super().read_file(path)
+        import torch
+
+        try:
+            return torch.export.load(str(path)).module()
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"cannot read {path.name} as a torch.export program: {_first_line(exc)}"
+            ) from exc
+
+    def native_signature(self, model: object, sample: Sample | None) -> Signature:
+        module = _module(model)
+        array, names = _sample_array(module, sample)
+        example = self._remember(module, array)
+        outputs = _output_arrays(module, example)
+        specs = tuple(
+            TensorSpec(_output_name(i, len(outputs)), str(out.dtype),
+                       (DYNAMIC, *out.shape[1:]), Role.VALUE if i == 0 else None)
+            for i, out in enumerate(outputs)
+        )
+        return Signature(inputs=(_input_spec(array),), outputs=specs, layout=Layout.TENSOR,
+                         feature_names=names)
+
+    def _remember(self, module: torch.nn.Module, array: np.ndarray) -> np.ndarray:
+        """The rows traced for `module`, kept for a later `save()`."""
+        example = _export_rows(array)
+        self._examples[module] = example
+        return example
+
+
+def _module(model: object) -> torch.nn.Module:
+    import torch
+
+    if not isinstance(model, torch.nn.Module):
+        raise UnsupportedModelError(
+            f"the torch converter takes a torch.nn.Module, not a {type(model).__name__}"
+        )
+    _set_eval(model)
+    return model
+
+
+def _set_eval(module: torch.nn.Module) -> None:
+    """Eval mode; modules loaded from `torch.export` refuse `eval()` and are traced in it."""
+    with suppress(NotImplementedError):
+        module.eval()
+
+
+def _sample_array(module: torch.nn.Module, sample: Sample | None) -> tuple[np.ndarray, Any]:
+    """The sample as the array the module is fed, with its feature names (for a DataFrame)."""
+    array, names = _raw_sample(module, sample)
+    return _in_module_dtype(module, array), names
+
+
+def _raw_sample(model: object, sample: Sample | None) -> tuple[np.ndarray, Any]:
+    if sample is None:
+        raise InvalidInputError(
+            f"a PyTorch model ({type(model).__name__}) needs an example input to export:"
+            " pass example_input=... (an array whose first axis is the batch)"
+        )
+    if isinstance(sample, pd.DataFrame):
+        names = tuple(str(c) for c in sample.columns)
+        return sample.to_numpy(dtype=np.float32), names
+    array = np.asarray(sample)
+    if array.ndim == 0 or len(array) == 0:
+        raise InvalidInputError(
+            f"the example input for {type(model).__name__} needs at least one row,"
+            f" got shape {list(array.shape)}"
+        )
+    return array, None
+
+
+def _export_rows(array: np.ndarray) -> np.ndarray:
+    """`EXPORT_ROWS` rows of the sample, repeating rows when it has fewer."""
+    rows = array[:EXPORT_ROWS]
+    repeats = -(-EXPORT_ROWS // len(rows))
+    return np.ascontiguousarray(np.concatenate([rows] * repeats)[:EXPORT_ROWS])
+
+
+def _input_spec(array: np.ndarray) -> TensorSpec:
+    return TensorSpec("input", str(array.dtype), (DYNAMIC, *array.shape[1:]))
+
+
+def _output_name(index: int, count: int) -> str:
+    return "output" if count == 1 else f"output_{index}"
+
+
+def _rows(data: Sample) -> np.ndarray:
+    if isinstance(data, pd.DataFrame):
+        return data.to_numpy(dtype=np.float32)
+    return np.asarray(data)
+
+
+def _in_module_dtype(module: torch.nn.Module, array: np.ndarray) -> np.ndarray:
+    """Floating rows in the dtype of the module's floating parameters, as the ONNX graph
+    takes them (float64 data for a float32 model becomes float32)."""
+    import torch
+
+    param = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if param is None or not np.issubdtype(array.dtype, np.floating):
+        return array
+    try:
+        dtype = torch.empty(0, dtype=param.dtype).numpy().dtype
+    except TypeError:  # bfloat16 has no numpy dtype: `_as_tensor` casts in torch
+        return array
+    return array.astype(dtype, copy=False)
+
+
+def _as_tensor(module: torch.nn.Module, array: np.ndarray) -> torch.Tensor:
+    """`array` on the module's device; floats in the dtype of its floating parameters."""
+    import torch
+
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    param = next((p for p in module.parameters() if p.is_floating_point()), None)
+    if param is None:
+        return tensor
+    if tensor.is_floating_point():
+        tensor = tensor.to(param.dtype)
+    return tensor.to(param.device)
+
+
+def _output_arrays(module: torch.nn.Module, array: np.ndarray) -> list[np.ndarray]:
+    """Every tensor the module returns for `array`, flattened, as numpy arrays."""
+    import torch
+    from torch.utils import _pytree
+
+    try:
+        with torch.no_grad():
+            result = module(_as_tensor(module, array))
+    except Exception as exc:
+        raise SampleMismatchError(
+            f"{type(module).__name__} fails on input of shape {list(array.shape)}"
+            f" ({array.dtype}): {_first_line(exc)}"
+        ) from exc
+    leaves = [t for t in _pytree.tree_leaves(result) if isinstance(t, torch.Tensor)]
+    if not leaves:
+        raise UnsupportedModelError(f"{type(module).__name__} returns no tensor")
+    return [t.detach().cpu().numpy() for t in leaves]
+
+
+def _dynamic_shapes() -> tuple[dict[int, Any]]:
+    import torch
+
+    return ({0: torch.export.Dim(BATCH)},)
+
+
+def _export_onnx(module: torch.nn.Module, example: np.ndarray, n_outputs: int) -> onnx.ModelProto:
+    import torch
+
+    names = [_output_name(i, n_outputs) for i in range(n_outputs)]
+    try:
+        with _quiet_export():
+            program = torch.onnx.export(
+                module, (_as_tensor(module, example),), dynamo=True, verbose=False,
+                input_names=["input"], output_names=names, opset_version=TARGET_OPSET,
+                dynamic_shapes=_dynamic_shapes(),
+            )
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"torch.onnx cannot export {type(module).__name__}: {_first_line(exc)};"
+            " register it with force=True to serve it natively"
+        ) from exc
+    if program is None:
+        raise UnsupportedModelError(f"torch.onnx returned no program for {type(module).__name__}")
+    model_proto: onnx.ModelProto = program.model_proto
+    return model_proto
+
+
+def _export_program(module: torch.nn.Module, example: np.ndarray) -> Any:
+    """`module` traced by `torch.export` with a dynamic batch axis."""
+    import torch
+
+    try:
+        with _quiet_export():
+            return torch.export.export(module, (_as_tensor(module, example),),
+                                       dynamic_shapes=_dynamic_shapes())
+    except Exception as exc:
+        raise UnsupportedModelError(
+            f"torch.export cannot trace {type(module).__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def _make_batch_dynamic(model: onnx.ModelProto, export_rows: int) -> None:
+    """Where the exporter left the input's first axis fixed at the traced size, name it
+    `batch`, and the outputs' first axes of that size too (shape metadata only: the
+    conversion check on rows of another count shows whether the graph agrees)."""
+    graph = model.graph
+    if not _fixed_first_axis(graph.input[0], export_rows):
+        return
+    for value in [graph.input[0], *graph.output]:
+        if _fixed_first_axis(value, export_rows):
+            value.type.tensor_type.shape.dim[0].dim_param = BATCH
+
+
+def _fixed_first_axis(value: onnx.ValueInfoProto, size: int) -> bool:
+    dims = value.type.tensor_type.shape.dim
+    return bool(dims) and dims[0].HasField("dim_value") and dims[0].dim_value == size
+
+
+@contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Silence two messages from torch's internals that say nothing about the user's model."""
+    logger = logging.getLogger(_NOISY_LOGGER)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
+                                    category=FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of the innermost cause: torch.onnx wraps the tracer's own error."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    for line in _ANSI.sub("", str(exc)).splitlines():
+        if line.strip():
+            return f"{type(exc).__name__}: {line.strip()[:300]}"
+    return type(exc).__name__

@@ -1,0 +1,110 @@
+"""Every error ferry raises on purpose.
+
+    FerryError                       root: catch this to catch everything below
+    ├── InvalidInputError (ValueError)   the caller gave something wrong; fix the call
+    │   ├── InvalidNameError             a model or alias name that cannot be used
+    │   ├── InvalidURIError              a model URI that does not parse
+    │   ├── SampleMismatchError          sample or input columns that do not fit the model
+    │   └── UnsafeFileError              a pickle the user did not say to trust
+    ├── NotFoundError (LookupError)
+    │   ├── ModelNotFoundError
+    │   ├── VersionNotFoundError
+    │   └── AliasNotFoundError
+    ├── ConversionError                  the model could not be carried to ONNX
+    │   ├── UnknownFrameworkError (InvalidInputError)
+    │   ├── UnsupportedModelError        no converter handles this estimator
+    │   └── ConversionCheckError         ONNX outputs differ from the original's
+    ├── ArtifactError
+    │   ├── CorruptArtifactError         checksum mismatch or unreadable bytes
+    │   └── MissingArtifactError
+    └── RegistryError                    the metadata store refused or failed
+
+Errors carry the model name and version where they concern one, and their message says
+what to do about them. Transports (CLI, HTTP, gRPC) map these classes to exit codes and
+status codes at their edge; nothing here knows about them.
+"""
+
+from __future__ import annotations
+
+
+class FerryError(Exception):
+    """Root of every error ferry raises on purpose."""
+
+    def __init__(self, message: str, *, model: str | None = None, version: int | None = None):
+        super().__init__(message)
+        self.model = model
+        self.version = version
+
+
+class InvalidInputError(FerryError, ValueError):
+    """The caller passed a value ferry cannot use."""
+
+
+class InvalidNameError(InvalidInputError):
+    """A model or alias name that is empty, too long or has forbidden characters."""
+
+
+class InvalidURIError(InvalidInputError):
+    """A model URI that is not `name`, `name:VERSION` or `name@ALIAS`."""
+
+
+class SampleMismatchError(InvalidInputError):
+    """Sample or input data whose columns or shape do not fit the model."""
+
+
+class UnsafeFileError(InvalidInputError):
+    """A file that would run code when loaded (a pickle) and was not explicitly trusted."""
+
+
+class NotFoundError(FerryError, LookupError):
+    """Something named by the caller does not exist in the registry."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No registered model has this name."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The model exists but has no such version."""
+
+
+class AliasNotFoundError(NotFoundError):
+    """The model exists but has no such alias."""
+
+
+class ConversionError(FerryError):
+    """The model could not be carried to ONNX."""
+
+
+class UnknownFrameworkError(ConversionError, InvalidInputError):
+    """The framework named or detected is not one ferry knows."""
+
+
+class UnsupportedModelError(ConversionError):
+    """No converter handles this model; register it natively with `force=True`."""
+
+
+class ConversionCheckError(ConversionError):
+    """The ONNX form's outputs are outside tolerance of the original's."""
+
+
+class ArtifactError(FerryError):
+    """A stored artifact cannot be used."""
+
+
+class CorruptArtifactError(ArtifactError):
+    """An artifact's bytes do not match the checksum recorded at registration."""
+
+
+class MissingArtifactError(ArtifactError):
+    """An artifact recorded in the registry is not in the artifact store."""
+
+
+class RegistryError(FerryError):
+    """The metadata store refused or failed an operation."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message, for errors that wrap a library's."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

@@ -1,0 +1,193 @@
+"""`ferry.register`: a trained model in, a checked and versioned artifact out.
+
+1. find the converter (named, or recognised from the model's type);
+2. convert to ONNX, or, when no converter can and the user forces it, keep it native;
+3. check the ONNX form against the original on sample rows; refuse it outside tolerance
+   unless forced (and record that it was);
+4. write the artifacts (original, ONNX, sample), then commit the version's row last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ferry.convert import Conversion, Converter, find_converter
+from ferry.convert.base import Sample
+from ferry.convert.check import ConversionCheck, Tolerance, compare
+from ferry.data import as_sample, fingerprint, head, sample_to_parquet
+from ferry.errors import (
+    ConversionCheckError,
+    FerryError,
+    SampleMismatchError,
+    UnsupportedModelError,
+    one_line,
+)
+from ferry.registry import ModelVersion, Registry, Runtime, VersionDraft
+from ferry.runtime.onnx_runtime import OnnxPredictor
+from ferry.runtime.predictor import Outputs
+from ferry.uri import validate_name
+
+DEFAULT_SAMPLE_ROWS = 1000
+"""Rows of the reference sample kept with a version (and used for the check)."""
+DEFAULT_SYNTHETIC_ROWS = 256
+"""Rows drawn when a numbers-only model is registered without a sample."""
+SYNTHETIC_SEED = 0
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version came from, when the user says."""
+
+    training_data: Sample | None = None
+    data_start: datetime | None = None
+    data_end: datetime | None = None
+    run_id: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        if self.training_data is not None:
+            record["data_fingerprint"] = fingerprint(as_sample(self.training_data))
+            record["data_rows"] = len(self.training_data)
+        for key in ("data_start", "data_end"):
+            value = getattr(self, key)
+            if value is not None:
+                record[key] = value.isoformat()
+        for key in ("run_id", "source"):
+            if getattr(self, key) is not None:
+                record[key] = getattr(self, key)
+        return record
+
+
+def register(
+    model: object,
+    name: str,
+    *,
+    sample: Any = None,
+    metrics: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    tags: dict[str, Any] | None = None,
+    description: str = "",
+    framework: str | None = None,
+    example_input: Any = None,
+    force: bool = False,
+    tolerance: Tolerance | None = None,
+    lineage: Lineage | None = None,
+    parent_version: int | None = None,
+    registry: Registry | None = None,
+) -> ModelVersion:
+    """Register `model` as the next version of `name` and return that version."""
+    validate_name(name)
+    registry = registry or Registry()
+    converter = find_converter(model, framework)
+    data = _sample(sample if sample is not None else example_input)
+    reference = None if data is None else _reference(converter, model, data)
+    conversion = _convert(converter, model, data, force)
+    check = None
+    if conversion is not None:
+        check = _check(converter, model, conversion, data, reference, tolerance)
+        if not check.passed and not force:
+            raise _check_failed(name, check)
+    draft = _draft(converter, model, data, conversion, check, force, registry,
+                   metrics=metrics, params=params, tags=tags, description=description,
+                   lineage=lineage, parent_version=parent_version)
+    return registry.create_version(name, draft)
+
+
+def _sample(data: Any) -> Sample | None:
+    return None if data is None else head(as_sample(data), DEFAULT_SAMPLE_ROWS)
+
+
+def _convert(converter: Converter, model: object, data: Sample | None,
+             force: bool) -> Conversion | None:
+    try:
+        return converter.convert(model, data)
+    except UnsupportedModelError:
+        if force:
+            return None
+        raise
+
+
+def _synthetic(conversion: Conversion) -> Sample | None:
+    """Random rows for a numbers-only model registered without a sample."""
+    if len(conversion.signature.inputs) != 1:
+        return None
+    spec = conversion.signature.inputs[0]
+    if spec.dtype not in ("float32", "float64") or len(spec.shape) != 2 or spec.shape[1] < 1:
+        return None
+    rows = np.random.default_rng(SYNTHETIC_SEED).normal(size=(DEFAULT_SYNTHETIC_ROWS,
+                                                              spec.shape[1]))
+    names = conversion.signature.feature_names
+    return pd.DataFrame(rows, columns=list(names)) if names else rows
+
+
+def _reference(converter: Converter, model: object, data: Sample) -> Outputs:
+    """The original's outputs; a failure here means the sample does not fit the model."""
+    try:
+        return converter.reference(model, data)
+    except FerryError:
+        raise
+    except Exception as exc:
+        raise SampleMismatchError(
+            f"the original model cannot predict the sample: {one_line(exc)};"
+            " the sample must have the training data's columns and types"
+        ) from exc
+
+
+def _check(converter: Converter, model: object, conversion: Conversion, data: Sample | None,
+           reference: Outputs | None, tolerance: Tolerance | None) -> ConversionCheck:
+    kind = "sample"
+    if data is None:
+        data, kind = _synthetic(conversion), "synthetic"
+        if data is None:
+            raise SampleMismatchError(
+                f"cannot check the {converter.framework} conversion without data: pass"
+                " sample= (rows like the training data) or example_input="
+            )
+        reference = _reference(converter, model, data)
+    assert reference is not None
+    predictor = OnnxPredictor(conversion.onnx_model.SerializeToString(), conversion.signature,
+                              conversion.task).load()
+    return compare(reference, predictor.outputs(data), data=kind, tolerance=tolerance)
+
+
+def _check_failed(name: str, check: ConversionCheck) -> ConversionCheckError:
+    worst = check.worst()
+    what = worst.describe() if worst else "no output compared"
+    return ConversionCheckError(
+        f"the ONNX form of {name!r} differs from the original beyond tolerance ({what};"
+        f" rtol={check.tolerance.rtol}, atol={check.tolerance.atol},"
+        f" min label agreement={check.tolerance.min_label_agreement}) on {check.rows}"
+        f" {check.data} rows; pass force=True to register it anyway", model=name)
+
+
+def _draft(converter: Converter, model: object, data: Sample | None,
+           conversion: Conversion | None, check: ConversionCheck | None, force: bool,
+           registry: Registry, **fields: Any) -> VersionDraft:
+    saved = converter.save(model)
+    store = registry.artifacts
+    original = store.put(saved.data)
+    onnx_sha = None if conversion is None else store.put(conversion.onnx_model.SerializeToString())
+    sample_sha = None if data is None else store.put(sample_to_parquet(data))
+    signature = (conversion.signature if conversion is not None
+                 else converter.native_signature(model, data))
+    lineage: Lineage | None = fields.pop("lineage")
+    check_record = check.to_dict() if check is not None else {"skipped": "native"}
+    return VersionDraft(
+        framework=converter.framework, framework_version=converter.framework_version(),
+        task=conversion.task if conversion is not None else converter.task(model),
+        runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
+        original_sha256=original, original_format=saved.format, onnx_sha256=onnx_sha,
+        sample_sha256=sample_sha, signature=signature,
+        conversion_check={**check_record, "forced": force and (check is None or not check.passed)},
+        forced=force and (check is None or not check.passed),
+        lineage=lineage.to_dict() if lineage is not None else {},
+        metrics=dict(fields.pop("metrics") or {}), params=dict(fields.pop("params") or {}),
+        tags=dict(fields.pop("tags") or {}), **fields,
+    )
+

@@ -1,0 +1,75 @@
+"""Engines for the registry's metadata: SQLite by default, PostgreSQL (or any SQLAlchemy URL).
+
+SQLite runs in WAL mode and every transaction starts with `BEGIN IMMEDIATE`, so two processes
+never interleave a read-then-write (version numbering) and the loser waits on the busy
+timeout instead of failing. PostgreSQL takes row locks (`SELECT ... FOR UPDATE`) instead.
+Migrations run on first use, under an advisory lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from ferry.errors import InvalidInputError, RegistryError
+from ferry.settings import DEFAULT_SQLITE_BUSY_TIMEOUT_S
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x46455252
+"""PostgreSQL advisory lock held while migrating ("FERR")."""
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url`, with the schema migrated to the newest revision."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InvalidInputError(f"invalid registry URL {url!r}: {exc}") from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = _sqlite_engine(url, parsed.database)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        migrate(engine)
+    except SQLAlchemyError as exc:
+        raise RegistryError(f"cannot open the registry at {parsed!r}: {exc}") from exc
+    return engine
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": DEFAULT_SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(DEFAULT_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (a no-op when it is there already)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,109 @@
+"""What the registry hands out: plain frozen records, detached from the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ferry.signature import Signature, Task
+
+
+class Runtime:
+    """Where a version runs: its ONNX form, or its own framework (`native`)."""
+
+    ONNX = "onnx"
+    NATIVE = "native"
+
+
+class Status:
+    READY = "ready"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    description: str
+    tags: dict[str, Any]
+    created_at: datetime
+    created_by: str
+    latest_version: int | None
+    aliases: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version: its artifacts, signature, check and lineage."""
+
+    name: str
+    version: int
+    status: str
+    description: str
+    framework: str
+    framework_version: str
+    task: Task
+    runtime: str
+    runtime_settings: dict[str, Any]
+    original_sha256: str
+    original_format: str
+    onnx_sha256: str | None
+    sample_sha256: str | None
+    signature: Signature
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    tags: dict[str, Any]
+    lineage: dict[str, Any]
+    parent_version: int | None
+    conversion_check: dict[str, Any]
+    forced: bool
+    created_at: datetime
+    created_by: str
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def uri(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+@dataclass(frozen=True)
+class VersionDraft:
+    """Everything a new version records, before the registry gives it a number."""
+
+    framework: str
+    framework_version: str
+    task: Task
+    runtime: str
+    original_sha256: str
+    original_format: str
+    signature: Signature
+    onnx_sha256: str | None = None
+    sample_sha256: str | None = None
+    runtime_settings: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    lineage: dict[str, Any] = field(default_factory=dict)
+    parent_version: int | None = None
+    conversion_check: dict[str, Any] = field(default_factory=dict)
+    forced: bool = False
+
+    def artifacts(self) -> list[str]:
+        return [s for s in (self.original_sha256, self.onnx_sha256, self.sample_sha256) if s]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of a model's append-only history."""
+
+    id: int
+    model: str
+    event: str
+    version: int | None
+    alias: str | None
+    from_version: int | None
+    to_version: int | None
+    actor: str
+    at: datetime
+    details: dict[str, Any]

@@ -1,0 +1,71 @@
+"""Predict with an ONNX model on ONNX Runtime."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from ferry.runtime.feeds import to_feeds
+from ferry.runtime.predictor import Outputs, Predictor, squeeze_values
+from ferry.signature import Role, Signature, Task
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    """ONNX Runtime session options that a version can record (the optimizer sets them)."""
+
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    sequential: bool = True
+
+    def options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = self.inter_op_threads
+        options.execution_mode = (
+            ort.ExecutionMode.ORT_SEQUENTIAL if self.sequential else ort.ExecutionMode.ORT_PARALLEL
+        )
+        return options
+
+
+class OnnxPredictor(Predictor):
+    """Runs the ONNX artifact; `load()` creates the session."""
+
+    def __init__(self, onnx_bytes: bytes, signature: Signature, task: Task, *,
+                 settings: SessionSettings | None = None, model: str = "", version: int = 0):
+        super().__init__(signature, task, model=model, version=version)
+        self.onnx_bytes = onnx_bytes
+        self.settings = settings or SessionSettings()
+        self.session_: ort.InferenceSession | None = None
+
+    def load(self) -> OnnxPredictor:
+        self.session_ = ort.InferenceSession(
+            self.onnx_bytes, sess_options=self.settings.options(),
+            providers=["CPUExecutionProvider"],
+        )
+        return self
+
+    def run(self, data: Any) -> dict[str, np.ndarray]:
+        """Raw outputs by ONNX output name."""
+        session = self.session_ or self.load().session_
+        assert session is not None
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(names, to_feeds(self.signature, data))
+        return dict(zip(names, values, strict=True))
+
+    def outputs(self, data: Any) -> Outputs:
+        raw = self.run(data)
+        outputs: Outputs = {}
+        for spec in self.signature.outputs:
+            if spec.role is not None and spec.name in raw:
+                outputs[spec.role] = raw[spec.name]
+        if not outputs:
+            outputs[Role.VALUE] = next(iter(raw.values()))
+        if Role.VALUE in outputs:
+            outputs[Role.VALUE] = squeeze_values(self.task, outputs[Role.VALUE])
+        if Role.LABEL in outputs:
+            outputs[Role.LABEL] = outputs[Role.LABEL].reshape(-1)
+        return outputs
