@@ -27,7 +27,7 @@ run: install
 	$(PY) -m ferry.example
 
 lint: install
-	$(VENV)/bin/ruff check ferry tests
+	$(VENV)/bin/ruff check ferry tests bench
 
 typecheck: install
 	$(VENV)/bin/mypy

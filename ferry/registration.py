@@ -169,7 +169,7 @@ def _check_failed(name: str, check: ConversionCheck) -> ConversionCheckError:
 def _draft(converter: Converter, model: object, data: Sample | None,
            conversion: Conversion | None, check: ConversionCheck | None, force: bool,
            registry: Registry, **fields: Any) -> VersionDraft:
-    saved = converter.save(model)
+    saved = converter.save(model, data)
     store = registry.artifacts
     original = store.put(saved.data)
     onnx_sha = None if conversion is None else store.put(conversion.onnx_model.SerializeToString())

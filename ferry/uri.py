@@ -28,7 +28,7 @@ def validate_name(name: object, what: str = "model name") -> str:
 def validate_alias(alias: object) -> str:
     """Aliases follow the name rules and are not all digits, so they never read as versions."""
     name = validate_name(alias, "alias")
-    if name.isdigit():
+    if name.isdigit():  # names are ASCII already
         raise InvalidNameError(f"invalid alias {name!r}: an alias cannot be a number")
     return name
 
@@ -53,7 +53,7 @@ class ModelURI:
             return cls(name=validate_name(name), alias=validate_alias(alias))
         if ":" in text:
             name, _, number = text.partition(":")
-            if not number.isdigit() or int(number) < 1:
+            if not (number.isascii() and number.isdigit()) or int(number) < 1:
                 raise InvalidURIError(
                     f"invalid version {number!r} in {text!r}: versions are numbers from 1"
                 )

@@ -195,6 +195,9 @@ def _aliases(aliases: dict[str, int]) -> str:
 def alias_set(name: str, alias: str, version: int) -> None:
     """Point ALIAS of model NAME at VERSION (moving it if it exists)."""
     event = Registry().set_alias(name, alias, version)
+    if event is None:
+        stdout.print(f"{name}@{alias} already points at {version}")
+        return
     moved = f" (was {event.from_version})" if event.from_version is not None else ""
     stdout.print(f"{name}@{alias} -> {version}{moved}")
 

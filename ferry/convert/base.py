@@ -69,8 +69,8 @@ class Converter(ABC):
         """The original model's outputs on `data`, keyed by role."""
 
     @abstractmethod
-    def save(self, model: object) -> SavedOriginal:
-        """The original model as bytes."""
+    def save(self, model: object, sample: Sample | None = None) -> SavedOriginal:
+        """The original model as bytes (`sample`: rows it takes, for formats that trace)."""
 
     @abstractmethod
     def load(self, saved: SavedOriginal) -> object:

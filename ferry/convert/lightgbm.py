@@ -149,7 +149,7 @@ class LightGBMConverter(Converter):
             return _booster_outputs(model, data, self.task(model))
         return estimator_outputs(model, data, self.task(model))
 
-    def save(self, model: object) -> SavedOriginal:
+    def save(self, model: object, sample: Sample | None = None) -> SavedOriginal:
         text = _booster(model).model_to_string()
         name = _wrapper_name(model)
         classes = class_labels(model) if self.task(model) == Task.CLASSIFICATION else None

@@ -70,7 +70,7 @@ class SklearnConverter(Converter):
     def reference(self, model: object, data: Sample) -> Outputs:
         return estimator_outputs(model, data, self.task(model))
 
-    def save(self, model: object) -> SavedOriginal:
+    def save(self, model: object, sample: Sample | None = None) -> SavedOriginal:
         buffer = io.BytesIO()
         joblib.dump(model, buffer)
         return SavedOriginal(buffer.getvalue(), "joblib")

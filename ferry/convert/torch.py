@@ -16,9 +16,7 @@ ONNX Runtime since 1.14.
 tracing is two rows of the sample (the one row repeated when the sample has only one).
 
 The original is saved as a `.pt2` file (`torch.export.save`): the traced graph and weights,
-no pickled Python code. `torch.export.save` needs an example input, which `save()` does not
-get, so the converter remembers the last example passed to `convert` or `native_signature`
-for each model (weakly: forgetting it when the model is collected).
+no pickled Python code. `torch.export.save` traces too, so `save()` needs the sample.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import io
 import logging
 import re
 import warnings
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -60,9 +57,6 @@ class TorchConverter(Converter):
     framework = "torch"
     file_suffixes = (".pt2",)
 
-    def __init__(self) -> None:
-        self._examples: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-
     def matches(self, model: object) -> bool:
         if not any(cls.__module__.startswith("torch") for cls in type(model).__mro__):
             return False
@@ -81,7 +75,7 @@ class TorchConverter(Converter):
     def convert(self, model: object, sample: Sample | None) -> Conversion:
         module = _module(model)
         array, names = _sample_array(module, sample)
-        example = self._remember(module, array)
+        example = _export_rows(array)
         n_outputs = len(_output_arrays(module, example))
         onnx_model = _export_onnx(module, example, n_outputs)
         _make_batch_dynamic(onnx_model, len(example))
@@ -98,14 +92,10 @@ class TorchConverter(Converter):
         module = _module(model)
         return {Role.VALUE: _output_arrays(module, _rows(data))[0]}
 
-    def save(self, model: object) -> SavedOriginal:
+    def save(self, model: object, sample: Sample | None = None) -> SavedOriginal:
         module = _module(model)
-        example = self._examples.get(module)
-        if example is None:
-            raise InvalidInputError(
-                f"saving a {type(model).__name__} needs an example input: convert it or ask for"
-                " its signature with example_input=... first"
-            )
+        array, _ = _sample_array(module, sample)
+        example = _export_rows(array)
         import torch
 
         buffer = io.BytesIO()
@@ -132,8 +122,7 @@ class TorchConverter(Converter):
     def native_signature(self, model: object, sample: Sample | None) -> Signature:
         module = _module(model)
         array, names = _sample_array(module, sample)
-        example = self._remember(module, array)
-        outputs = _output_arrays(module, example)
+        outputs = _output_arrays(module, _export_rows(array))
         specs = tuple(
             TensorSpec(_output_name(i, len(outputs)), str(out.dtype),
                        (DYNAMIC, *out.shape[1:]), Role.VALUE if i == 0 else None)
@@ -141,12 +130,6 @@ class TorchConverter(Converter):
         )
         return Signature(inputs=(_input_spec(array),), outputs=specs, layout=Layout.TENSOR,
                          feature_names=names)
-
-    def _remember(self, module: torch.nn.Module, array: np.ndarray) -> np.ndarray:
-        """The rows traced for `module`, kept for a later `save()`."""
-        example = _export_rows(array)
-        self._examples[module] = example
-        return example
 
 
 def _module(model: object) -> torch.nn.Module:

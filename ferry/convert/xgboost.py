@@ -116,7 +116,7 @@ class XGBoostConverter(Converter):
             return _booster_outputs(model, data, self.task(model))
         return estimator_outputs(model, data, self.task(model))
 
-    def save(self, model: object) -> SavedOriginal:
+    def save(self, model: object, sample: Sample | None = None) -> SavedOriginal:
         import xgboost
 
         class_name = _class_name(model)

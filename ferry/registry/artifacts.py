@@ -62,7 +62,7 @@ class ArtifactStore:
         """Store `data` if it is not there yet; return its sha256."""
         sha256 = sha256_of(data)
         final = self.path(sha256)
-        if self.fs.exists(final):
+        if self.fs.exists(final) and self._refresh(final):
             return sha256
         tmp = f"{self.root}/{TMP_DIR}/{uuid.uuid4().hex}"
         self.fs.makedirs(f"{self.root}/{TMP_DIR}", exist_ok=True)
@@ -70,6 +70,15 @@ class ArtifactStore:
         self.fs.pipe_file(tmp, data)
         self.fs.mv(tmp, final)
         return sha256
+
+    def _refresh(self, path: str) -> bool:
+        """Mark an artifact as just written, so `gc`'s grace period protects it again while a
+        new registration that re-uses it commits. False where the filesystem cannot."""
+        try:
+            self.fs.touch(path, truncate=False)
+        except (NotImplementedError, ValueError, OSError):
+            return False
+        return True
 
     def get(self, sha256: str, *, model: str | None = None, version: int | None = None) -> bytes:
         """The bytes stored under `sha256`, verified."""

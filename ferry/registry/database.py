@@ -8,6 +8,8 @@ Migrations run on first use, under an advisory lock on PostgreSQL.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from ferry.errors import InvalidInputError, RegistryError
 from ferry.settings import DEFAULT_SQLITE_BUSY_TIMEOUT_S
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+WAL_RETRY_S = 0.05
 MIGRATION_LOCK_KEY = 0x46455252
 """PostgreSQL advisory lock held while migrating ("FERR")."""
 
@@ -51,9 +54,9 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(DEFAULT_SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        _enable_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -61,6 +64,21 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL (persistent, so a no-op once done). The switch wants the database to
+    itself and answers "locked" at once, without the busy handler, when another process is in
+    a transaction: retry until the busy timeout."""
+    deadline = time.monotonic() + DEFAULT_SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 def migrate(engine: Engine) -> None:

@@ -125,11 +125,11 @@ class Registry:
     def create_version(self, name: str, draft: VersionDraft) -> ModelVersion:
         """Record a new version whose artifacts are already stored; numbers are consecutive."""
         validate_name(name)
-        missing = [sha for sha in draft.artifacts() if not self.artifacts.exists(sha)]
-        if missing:
-            raise InvalidInputError(f"artifacts {missing} are not stored: put them first")
         with self._transaction() as session:
             model = _lock_or_create_model(session, name, self._who())
+            missing = [sha for sha in draft.artifacts() if not self.artifacts.exists(sha)]
+            if missing:
+                raise InvalidInputError(f"artifacts {missing} are not stored: put them first")
             number = model.next_version
             model.next_version = number + 1
             row = _version_row(model.id, number, draft, self._who())
@@ -163,9 +163,10 @@ class Registry:
         with self._transaction() as session:
             model = _model_row(session, name, lock=True)
             row = _find_version(session, model, version)
-            _refuse_if_aliased(session, model, version, "archive")
-            row.status = Status.ARCHIVED
-            self._log(session, name, "archived", version=version)
+            if row.status != Status.ARCHIVED:
+                _refuse_if_aliased(session, model, version, "archive")
+                row.status = Status.ARCHIVED
+                self._log(session, name, "archived", version=version)
             return _version_entity(name, row, ())
 
     def delete_version(self, name: str, version: int) -> None:
@@ -179,8 +180,9 @@ class Registry:
 
     # -- aliases ----------------------------------------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int) -> Event:
-        """Point `alias` at `version`; moving it back is a rollback, and history shows it."""
+    def set_alias(self, name: str, alias: str, version: int) -> Event | None:
+        """Point `alias` at `version`; moving it back is a rollback, and history shows it.
+        Returns the history event, or None when the alias already pointed there."""
         validate_alias(alias)
         with self._transaction() as session:
             model = _model_row(session, name, lock=True)
@@ -191,6 +193,8 @@ class Registry:
                     model=name, version=version)
             row = session.get(AliasRow, (model.id, alias))
             previous = None if row is None else row.version
+            if previous == version:
+                return None
             now = _now()
             if row is None:
                 session.add(AliasRow(model_id=model.id, alias=alias, version=version,
@@ -202,6 +206,7 @@ class Registry:
                              from_version=previous, to_version=version)
 
     def remove_alias(self, name: str, alias: str) -> Event:
+        validate_alias(alias)
         with self._transaction() as session:
             model = _model_row(session, name, lock=True)
             row = session.get(AliasRow, (model.id, alias))
@@ -240,13 +245,14 @@ class Registry:
 
     def gc(self, grace_s: float = DEFAULT_GC_GRACE_S) -> GcReport:
         """Remove artifacts no version references, older than `grace_s` seconds."""
+        started = time.time()
         with self._transaction() as session:
             referenced: set[str] = set()
             for columns in session.execute(select(VersionRow.original_sha256,
                                                   VersionRow.onnx_sha256,
                                                   VersionRow.sample_sha256)):
                 referenced.update(c for c in columns if c)
-        cutoff, removed, freed, kept = time.time() - grace_s, [], 0, 0
+        cutoff, removed, freed, kept = started - grace_s, [], 0, 0
         for stored in list(self.artifacts.stored()):
             if stored.sha256 in referenced or stored.modified > cutoff:
                 kept += 1
@@ -267,7 +273,8 @@ class Registry:
 
     def _model_entity(self, session: Session, row: ModelRow) -> RegisteredModel:
         latest = session.scalar(select(func.max(VersionRow.version))
-                                .where(VersionRow.model_id == row.id))
+                                .where(VersionRow.model_id == row.id,
+                                       VersionRow.status == Status.READY))
         return RegisteredModel(name=row.name, description=row.description or "",
                                tags=row.tags or {}, created_at=_utc(row.created_at),
                                created_by=row.created_by or "", latest_version=latest,
@@ -306,18 +313,24 @@ def _model_row(session: Session, name: str, *, lock: bool = False) -> ModelRow:
 
 def _lock_or_create_model(session: Session, name: str, actor: str) -> ModelRow:
     dialect = session.get_bind().dialect.name
-    values = {"name": name, "description": "", "tags": {}, "next_version": 1,
+    used = session.scalar(select(func.max(EventRow.version)).where(EventRow.model == name))
+    values = {"name": name, "description": "", "tags": {}, "next_version": (used or 0) + 1,
               "created_at": _now(), "created_by": actor}
     if dialect in ("postgresql", "sqlite"):
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        result = session.execute(insert(ModelRow).values(**values)
-                                 .on_conflict_do_nothing(index_elements=["name"]))
-        if getattr(result, "rowcount", 0):
-            session.add(EventRow(model=name, event="model_created", actor=actor, at=_now(),
-                                 details={}))
-    elif session.scalars(select(ModelRow).where(ModelRow.name == name)).one_or_none() is None:
-        session.add(ModelRow(**values))
-        session.flush()
+        inserted = session.execute(insert(ModelRow).values(**values)
+                                   .on_conflict_do_nothing(index_elements=["name"])
+                                   .returning(ModelRow.id)).first()
+        created = inserted is not None
+    else:
+        created = session.scalars(select(ModelRow).where(ModelRow.name == name)
+                                  ).one_or_none() is None
+        if created:
+            session.add(ModelRow(**values))
+            session.flush()
+    if created:
+        session.add(EventRow(model=name, event="model_created", actor=actor, at=_now(),
+                             details={}))
     return _model_row(session, name, lock=True)
 
 

@@ -146,7 +146,7 @@ def test_save_and_load_round_trip(name: str, request: pytest.FixtureRequest,
                                   tmp_path: Path) -> None:
     trained: Trained = request.getfixturevalue(name)
     converter = trained.converter
-    saved = converter.save(trained.model)
+    saved = converter.save(trained.model, trained.held_out)
     assert saved.format == "pt2"
     assert not saved.data.startswith(b"\x80")  # not a pickle
     want = converter.reference(trained.model, trained.held_out)[Role.VALUE]
@@ -214,7 +214,7 @@ def test_missing_sample_is_invalid_input() -> None:
     model = torch.nn.Linear(3, 1)
     with pytest.raises(InvalidInputError, match="example_input"):
         TorchConverter().convert(model, None)
-    with pytest.raises(InvalidInputError, match="example input"):
+    with pytest.raises(InvalidInputError, match="example_input"):
         TorchConverter().save(model)
 
 
