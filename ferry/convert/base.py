@@ -87,6 +87,11 @@ class Converter(ABC):
         return signature_from_sample(sample, self.task(model), class_labels(model))
 
 
+def comes_from(model: object, package: str) -> bool:
+    """Whether `model`'s class or one of its bases is defined in `package` (no import)."""
+    return any(cls.__module__.partition(".")[0] == package for cls in type(model).__mro__)
+
+
 def class_labels(model: object) -> tuple[Any, ...] | None:
     classes = getattr(model, "classes_", None)
     return None if classes is None else tuple(np.asarray(classes).tolist())

@@ -42,10 +42,11 @@ from ferry.convert.base import (
     Sample,
     SavedOriginal,
     class_labels,
+    comes_from,
     signature_from_sample,
 )
 from ferry.convert.sklearn import build_signature, estimator_outputs
-from ferry.errors import InvalidInputError, SampleMismatchError, UnsupportedModelError
+from ferry.errors import InvalidInputError, SampleMismatchError, UnsupportedModelError, one_line
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Layout, Role, Signature, Task
 
@@ -98,7 +99,7 @@ class LightGBMConverter(Converter):
     def matches(self, model: object) -> bool:
         if isinstance(model, LightGBMModel):
             return True
-        if not any(cls.__module__.partition(".")[0] == "lightgbm" for cls in type(model).__mro__):
+        if not comes_from(model, "lightgbm"):
             return False
         import lightgbm
 
@@ -134,7 +135,7 @@ class LightGBMConverter(Converter):
                                           target_opset=LIGHTGBM_OPSET, zipmap=False)
         except Exception as exc:
             raise UnsupportedModelError(
-                f"onnxmltools cannot convert {type(model).__name__}: {_first_line(exc)};"
+                f"onnxmltools cannot convert {type(model).__name__}: {one_line(exc)};"
                 " register it with force=True to serve it natively"
             ) from exc
         _dynamic_batch(onnx_model)
@@ -180,7 +181,7 @@ class LightGBMConverter(Converter):
             return lightgbm.Booster(model_file=str(path))
         except lightgbm.basic.LightGBMError as exc:
             raise UnsupportedModelError(
-                f"lightgbm cannot read {path.name}: {_first_line(exc)}"
+                f"lightgbm cannot read {path.name}: {one_line(exc)}"
             ) from exc
 
     def native_signature(self, model: object, sample: Sample | None) -> Signature:
@@ -306,7 +307,3 @@ def _saved_kind(saved_format: str) -> tuple[str, str]:
         )
     return kind, name
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300].rstrip(".") if text else type(exc).__name__

@@ -34,7 +34,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from ferry.convert.base import Conversion, Converter, Sample, SavedOriginal
+from ferry.convert.base import Conversion, Converter, Sample, SavedOriginal, comes_from
 from ferry.errors import InvalidInputError, SampleMismatchError, UnsupportedModelError
 from ferry.runtime.predictor import Outputs
 from ferry.signature import DYNAMIC, Layout, Role, Signature, Task, TensorSpec, tensor_specs
@@ -58,7 +58,7 @@ class TorchConverter(Converter):
     file_suffixes = (".pt2",)
 
     def matches(self, model: object) -> bool:
-        if not any(cls.__module__.startswith("torch") for cls in type(model).__mro__):
+        if not comes_from(model, "torch"):
             return False
         import torch
 

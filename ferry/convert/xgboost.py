@@ -39,10 +39,11 @@ from ferry.convert.base import (
     Sample,
     SavedOriginal,
     class_labels,
+    comes_from,
     signature_from_sample,
 )
 from ferry.convert.sklearn import build_signature, estimator_outputs
-from ferry.errors import SampleMismatchError, UnsupportedModelError
+from ferry.errors import SampleMismatchError, UnsupportedModelError, one_line
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Layout, Role, Signature, Task
 
@@ -68,7 +69,7 @@ class XGBoostConverter(Converter):
     file_suffixes = (".json", ".ubj")
 
     def matches(self, model: object) -> bool:
-        if not _comes_from(model, "xgboost"):
+        if not comes_from(model, "xgboost"):
             return False
         import xgboost
 
@@ -100,7 +101,7 @@ class XGBoostConverter(Converter):
                                          initial_types=initial_types, target_opset=XGBOOST_OPSET)
         except Exception as exc:
             raise UnsupportedModelError(
-                f"onnxmltools cannot convert {type(model).__name__}: {_first_line(exc)};"
+                f"onnxmltools cannot convert {type(model).__name__}: {one_line(exc)};"
                 " register it with force=True to serve it natively"
             ) from exc
         if _objective(booster) == "multi:softmax":
@@ -145,7 +146,7 @@ class XGBoostConverter(Converter):
             booster = xgboost.Booster(model_file=str(path))
         except (xgboost.core.XGBoostError, ValueError) as exc:
             raise UnsupportedModelError(
-                f"xgboost cannot read {path.name}: {_first_line(exc)}"
+                f"xgboost cannot read {path.name}: {one_line(exc)}"
             ) from exc
         class_name = _saved_wrapper(booster)
         if class_name is None:
@@ -167,10 +168,6 @@ class XGBoostConverter(Converter):
             return None
         return tuple(range(max(_num_class(model), 2)))
 
-
-def _comes_from(model: object, package: str) -> bool:
-    """Whether `model`'s class or one of its bases is defined in `package` (no import)."""
-    return any(cls.__module__.partition(".")[0] == package for cls in type(model).__mro__)
 
 
 def _booster(model: object) -> xgboost.Booster:
@@ -294,7 +291,3 @@ def _saved_wrapper(booster: xgboost.Booster) -> str | None:
         return None
     return _ESTIMATOR_TYPES.get(str(json.loads(meta).get("_estimator_type")))
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300].rstrip(".") if text else type(exc).__name__

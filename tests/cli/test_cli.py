@@ -163,3 +163,52 @@ def test_installed_entry_point_reports_errors_without_traceback(ferry_home: Path
 
     assert result.returncode == 2
     assert result.stderr.strip() == "error: no model named 'nope': `ferry models` lists them"
+
+
+def _xgboost_file(directory: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    from xgboost import XGBClassifier
+
+    path = directory / "model.json"
+    XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(x, y).save_model(path)
+    return path
+
+
+def _lightgbm_file(directory: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    from lightgbm import LGBMClassifier
+
+    path = directory / "model.txt"
+    LGBMClassifier(n_estimators=10, n_jobs=1, verbose=-1).fit(x, y).booster_.save_model(path)
+    return path
+
+
+def _torch_file(directory: Path, x: np.ndarray, y: np.ndarray) -> Path:
+    import torch
+
+    module = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 8), torch.nn.ReLU(),
+                                 torch.nn.Linear(8, 3)).eval()
+    example = torch.from_numpy(x[:4])
+    program = torch.export.export(module, (example,),
+                                  dynamic_shapes=({0: torch.export.Dim("batch")},))
+    path = directory / "model.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
+@pytest.mark.parametrize("make_file", [_xgboost_file, _lightgbm_file, _torch_file],
+                         ids=["xgboost-json", "lightgbm-txt", "torch-pt2"])
+def test_register_framework_files_with_npy_sample(make_file: object, tmp_path: Path) -> None:
+    x, y = load_iris(return_X_y=True)
+    x = x.astype(np.float32)
+    path = make_file(tmp_path, x, y)  # type: ignore[operator]
+    sample = tmp_path / "sample.npy"
+    np.save(sample, x)
+
+    code, out, err = ferry_cli("register", str(path), "--name", "model", "--sample", str(sample))
+    assert code == 0, err
+    code, out, err = ferry_cli("predict", "model", "--input", str(sample), "--json")
+
+    assert code == 0, err
+    assert len(json.loads(out)) == len(x)
+    shown = json.loads(ferry_cli("show", "model", "--json")[1])
+    assert shown["conversion_check"]["passed"] is True
+    assert shown["runtime"] == "onnx"
