@@ -93,9 +93,21 @@ def register(
         check = _check(converter, model, conversion, data, reference, tolerance)
         if not check.passed and not force:
             raise _check_failed(name, check)
-    draft = _draft(converter, model, data, conversion, check, force, registry,
-                   metrics=metrics, params=params, tags=tags, description=description,
-                   lineage=lineage, parent_version=parent_version)
+    forced = force and (check is None or not check.passed)
+    artifacts = _store(converter, model, data, conversion, registry)
+    draft = VersionDraft(
+        framework=converter.framework, framework_version=converter.framework_version(),
+        task=conversion.task if conversion is not None else converter.task(model),
+        runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
+        signature=(conversion.signature if conversion is not None
+                   else converter.native_signature(model, data)),
+        conversion_check={**(check.to_dict() if check else {"skipped": "native"}),
+                          "forced": forced},
+        forced=forced, description=description, metrics=dict(metrics or {}),
+        params=dict(params or {}), tags=dict(tags or {}),
+        lineage=lineage.to_dict() if lineage is not None else {},
+        parent_version=parent_version, **artifacts,
+    )
     return registry.create_version(name, draft)
 
 
@@ -166,28 +178,15 @@ def _check_failed(name: str, check: ConversionCheck) -> ConversionCheckError:
         f" {check.data} rows; pass force=True to register it anyway", model=name)
 
 
-def _draft(converter: Converter, model: object, data: Sample | None,
-           conversion: Conversion | None, check: ConversionCheck | None, force: bool,
-           registry: Registry, **fields: Any) -> VersionDraft:
+def _store(converter: Converter, model: object, data: Sample | None,
+           conversion: Conversion | None, registry: Registry) -> dict[str, Any]:
+    """Write the original, the ONNX form and the sample; their fields for the draft."""
     saved = converter.save(model, data)
     store = registry.artifacts
-    original = store.put(saved.data)
-    onnx_sha = None if conversion is None else store.put(conversion.onnx_model.SerializeToString())
-    sample_sha = None if data is None else store.put(sample_to_parquet(data))
-    signature = (conversion.signature if conversion is not None
-                 else converter.native_signature(model, data))
-    lineage: Lineage | None = fields.pop("lineage")
-    check_record = check.to_dict() if check is not None else {"skipped": "native"}
-    return VersionDraft(
-        framework=converter.framework, framework_version=converter.framework_version(),
-        task=conversion.task if conversion is not None else converter.task(model),
-        runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
-        original_sha256=original, original_format=saved.format, onnx_sha256=onnx_sha,
-        sample_sha256=sample_sha, signature=signature,
-        conversion_check={**check_record, "forced": force and (check is None or not check.passed)},
-        forced=force and (check is None or not check.passed),
-        lineage=lineage.to_dict() if lineage is not None else {},
-        metrics=dict(fields.pop("metrics") or {}), params=dict(fields.pop("params") or {}),
-        tags=dict(fields.pop("tags") or {}), **fields,
-    )
-
+    return {
+        "original_sha256": store.put(saved.data),
+        "original_format": saved.format,
+        "onnx_sha256": (None if conversion is None
+                        else store.put(conversion.onnx_model.SerializeToString())),
+        "sample_sha256": None if data is None else store.put(sample_to_parquet(data)),
+    }
