@@ -25,6 +25,7 @@ check-system:
 
 run: install
 	$(PY) -m ferry.example
+	$(VENV)/bin/ferry serve breast-cancer --host 127.0.0.1 --http-port 8000 --grpc-port 8001
 
 lint: install
 	$(VENV)/bin/ruff check ferry tests bench

@@ -5,7 +5,8 @@
     │   ├── InvalidNameError             a model or alias name that cannot be used
     │   ├── InvalidURIError              a model URI that does not parse
     │   ├── SampleMismatchError          sample or input columns that do not fit the model
-    │   └── UnsafeFileError              a pickle the user did not say to trust
+    │   ├── UnsafeFileError              a pickle the user did not say to trust
+    │   └── RequestTooLargeError         a request body over the server's limit
     ├── NotFoundError (LookupError)
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
@@ -17,7 +18,13 @@
     ├── ArtifactError
     │   ├── CorruptArtifactError         checksum mismatch or unreadable bytes
     │   └── MissingArtifactError
-    └── RegistryError                    the metadata store refused or failed
+    ├── RegistryError                    the metadata store refused or failed
+    └── ServingError                     the server cannot answer this request now
+        ├── ModelNotReadyError           known, but not loaded (loading, unloaded, failed)
+        ├── ServerOverloadedError        the queue is full: retry after `retry_after_s`
+        ├── InferenceTimeoutError        the request waited past its deadline
+        ├── UnauthorizedError            a locked endpoint without the right token
+        └── InferenceError               the model itself failed on valid input
 
 Errors carry the model name and version where they concern one, and their message says
 what to do about them. Transports (CLI, HTTP, gRPC) map these classes to exit codes and
@@ -54,6 +61,10 @@ class SampleMismatchError(InvalidInputError):
 
 class UnsafeFileError(InvalidInputError):
     """A file that would run code when loaded (a pickle) and was not explicitly trusted."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """A request body larger than the server accepts."""
 
 
 class NotFoundError(FerryError, LookupError):
@@ -102,6 +113,35 @@ class MissingArtifactError(ArtifactError):
 
 class RegistryError(FerryError):
     """The metadata store refused or failed an operation."""
+
+
+class ServingError(FerryError):
+    """The server cannot answer this request now."""
+
+
+class ModelNotReadyError(ServingError):
+    """The model is known but not loaded: loading, unloaded or failed to load."""
+
+
+class ServerOverloadedError(ServingError):
+    """The model's queue is full; the client should retry after `retry_after_s` seconds."""
+
+    def __init__(self, message: str, *, model: str | None = None, version: int | None = None,
+                 retry_after_s: float = 1.0):
+        super().__init__(message, model=model, version=version)
+        self.retry_after_s = retry_after_s
+
+
+class InferenceTimeoutError(ServingError):
+    """A request waited longer than its deadline."""
+
+
+class UnauthorizedError(ServingError):
+    """A locked endpoint was called without the right bearer token."""
+
+
+class InferenceError(ServingError):
+    """The model failed on input that passed validation (a bug or limit inside the model)."""
 
 
 def one_line(exc: BaseException) -> str:

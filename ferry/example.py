@@ -64,7 +64,7 @@ def main() -> None:
     probabilities = predictor.predict_proba(rows)
     for label, proba in zip(predictor.predict(rows), probabilities, strict=True):
         console.print(f"  predicted class {label}  probabilities {np.round(proba, 4).tolist()}")
-    console.print(f"try: ferry show {EXAMPLE_NAME}@{EXAMPLE_ALIAS}")
+    console.print(f"inspect it: ferry show {EXAMPLE_NAME}@{EXAMPLE_ALIAS}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """The `ferry` command line (typer and rich)."""
 
+from ferry.cli import serve
 from ferry.cli.app import app
+
+serve.register(app)
 
 
 def main() -> None:

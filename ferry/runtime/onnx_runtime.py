@@ -40,6 +40,7 @@ class OnnxPredictor(Predictor):
         self.onnx_bytes = onnx_bytes
         self.settings = settings or SessionSettings()
         self.session_: ort.InferenceSession | None = None
+        self._output_names: list[str] | None = None
 
     def load(self) -> OnnxPredictor:
         self.session_ = ort.InferenceSession(
@@ -49,12 +50,17 @@ class OnnxPredictor(Predictor):
         return self
 
     def run(self, data: Any) -> dict[str, np.ndarray]:
-        """Raw outputs by ONNX output name."""
+        """Raw outputs by ONNX output name, for any data `to_feeds` accepts."""
+        return self.run_feeds(to_feeds(self.signature, data))
+
+    def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Raw outputs for arrays already shaped and typed as the graph's inputs."""
         session = self.session_ or self.load().session_
         assert session is not None
-        names = [o.name for o in session.get_outputs()]
-        values = session.run(names, to_feeds(self.signature, data))
-        return dict(zip(names, values, strict=True))
+        if self._output_names is None:
+            self._output_names = [o.name for o in session.get_outputs()]
+        values = session.run(self._output_names, feeds)
+        return dict(zip(self._output_names, values, strict=True))
 
     def outputs(self, data: Any) -> Outputs:
         raw = self.run(data)

@@ -1,0 +1,77 @@
+"""`ferry serve`: the Open Inference Protocol server over HTTP and gRPC."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from ferry.cli.output import fail, handles_errors
+from ferry.serve.batching import (
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_SIZE,
+    BatchSettings,
+)
+from ferry.serve.settings import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_REQUEST_TIMEOUT_S,
+    ServeSettings,
+)
+from ferry.uri import ModelURI
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+
+@handles_errors
+def serve(
+    uris: Annotated[list[str] | None, typer.Argument(
+        help="Models to serve: NAME (latest and aliased versions), NAME:3 or NAME@ALIAS."
+             " None: every registered model.")] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = DEFAULT_HOST,
+    http_port: Annotated[int, typer.Option(help="HTTP port.")] = DEFAULT_HTTP_PORT,
+    grpc_port: Annotated[int, typer.Option(help="gRPC port (-1: no gRPC).")] = DEFAULT_GRPC_PORT,
+    workers: Annotated[int, typer.Option(help="Processes sharing the ports.")] = 1,
+    max_batch_size: Annotated[int, typer.Option(help="Rows per batched model call.")
+                              ] = DEFAULT_MAX_BATCH_SIZE,
+    max_queue_delay_ms: Annotated[float, typer.Option(
+        help="Wait this long for a fuller batch when others are queued.")] = 0.0,
+    preferred_batch_size: Annotated[list[int] | None, typer.Option(
+        help="Batch sizes worth waiting for (repeatable).")] = None,
+    max_queue_size: Annotated[int, typer.Option(help="Requests queued per model before 503.")
+                              ] = DEFAULT_MAX_QUEUE_SIZE,
+    max_request_mb: Annotated[float, typer.Option(help="Largest request body (413 above).")
+                              ] = DEFAULT_MAX_REQUEST_BYTES / 2**20,
+    timeout_s: Annotated[float, typer.Option(help="Per-request timeout.")
+                         ] = DEFAULT_REQUEST_TIMEOUT_S,
+    admin_token: Annotated[str | None, typer.Option(
+        envvar="FERRY_ADMIN_TOKEN", help="Bearer token required by load/unload.")] = None,
+    access_log: Annotated[bool, typer.Option(help="One JSON line per request.")] = True,
+) -> None:
+    """Serve models from the registry over the Open Inference Protocol (HTTP and gRPC)."""
+    from ferry.serve.server import run
+
+    for uri in uris or []:
+        ModelURI.parse(uri)
+    if workers < 1 or max_batch_size < 1 or max_queue_size < 1 or timeout_s <= 0:
+        fail("--workers, --max-batch-size and --max-queue-size must be at least 1 and"
+             " --timeout-s positive")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("ferry.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    batching = BatchSettings(max_batch_size=max_batch_size,
+                             max_queue_delay_s=max_queue_delay_ms / 1000,
+                             preferred_batch_sizes=tuple(preferred_batch_size or ()),
+                             max_queue_size=max_queue_size)
+    settings = ServeSettings(host=host, http_port=http_port,
+                             grpc_port=None if grpc_port < 0 else grpc_port,
+                             max_request_bytes=int(max_request_mb * 2**20),
+                             request_timeout_s=timeout_s, admin_token=admin_token,
+                             access_log=access_log, batching=batching)
+    run(uris or [], settings, workers=workers)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

@@ -1,0 +1,253 @@
+"""gRPC messages <-> data plane types.
+
+A `ModelInferRequest` carries its tensors either as typed `contents` on each input or as
+`raw_input_contents` (one little-endian, row-major blob per input, in the inputs' order; a
+BYTES element is a 4-byte little-endian length then its bytes), never both. tritonclient
+sends raw contents. The response answers in kind: raw outputs to a raw request, typed contents
+otherwise, except that a datatype without a typed field (FP16) makes the whole response raw.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
+
+import numpy as np
+
+from ferry.errors import InvalidInputError
+from ferry.serve.datatypes import BYTES, numpy_dtype, to_bytes_array
+from ferry.serve.grpc.generated import inference_pb2 as pb
+from ferry.serve.rest.codec import from_binary
+from ferry.serve.types import (
+    InferenceRequest,
+    InferenceResponse,
+    InferInput,
+    InferOutput,
+    Parameters,
+    RequestedOutput,
+)
+
+_LENGTH = struct.Struct("<I")
+_INT64 = (-(2**63), 2**63 - 1)
+_UINT64_MAX = 2**64 - 1
+
+# The InferTensorContents field of each datatype, and the numpy type that field holds.
+_CONTENTS: dict[str, tuple[str, np.dtype[Any]]] = {
+    "BOOL": ("bool_contents", np.dtype(np.bool_)),
+    "INT8": ("int_contents", np.dtype(np.int32)),
+    "INT16": ("int_contents", np.dtype(np.int32)),
+    "INT32": ("int_contents", np.dtype(np.int32)),
+    "INT64": ("int64_contents", np.dtype(np.int64)),
+    "UINT8": ("uint_contents", np.dtype(np.uint32)),
+    "UINT16": ("uint_contents", np.dtype(np.uint32)),
+    "UINT32": ("uint_contents", np.dtype(np.uint32)),
+    "UINT64": ("uint64_contents", np.dtype(np.uint64)),
+    "FP32": ("fp32_contents", np.dtype(np.float32)),
+    "FP64": ("fp64_contents", np.dtype(np.float64)),
+    BYTES: ("bytes_contents", np.dtype(object)),
+}
+_PARAMETER_FIELDS = "bool_param, int64_param, string_param, double_param or uint64_param"
+SHARED_MEMORY = "shared_memory_region"
+CLASSIFICATION = "classification"
+
+
+def model_of(name: str, version: str, field: str = "model_name") -> tuple[str, str | None]:
+    """The model name and version of a request; an empty version means the server's choice."""
+    if not name:
+        raise InvalidInputError(f"{field} must name a served model")
+    return name, version or None
+
+
+# ---- requests -------------------------------------------------------------------------------
+
+def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
+    """The data plane's request from a ModelInferRequest, checked field by field."""
+    if not message.inputs:
+        raise InvalidInputError("'inputs' must be a non-empty list of tensors")
+    for position, tensor in enumerate(message.inputs):
+        if SHARED_MEMORY in tensor.parameters:
+            raise InvalidInputError(f"input {tensor.name or position!r}: shared memory is not"
+                                    " supported: send the tensor in raw_input_contents")
+    raw = message.raw_input_contents
+    if raw and len(raw) != len(message.inputs):
+        raise InvalidInputError(
+            f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs:"
+            " raw_input_contents[i] must hold the bytes of inputs[i]")
+    inputs = [_input(tensor, position, raw[position] if raw else None)
+              for position, tensor in enumerate(message.inputs)]
+    return InferenceRequest(inputs=inputs, outputs=_outputs(message.outputs),
+                            id=message.id or None,
+                            parameters=decode_parameters(message.parameters, "parameters"))
+
+
+def uses_raw_contents(message: pb.ModelInferRequest) -> bool:
+    """Whether the request sent raw_input_contents, so that the response should too."""
+    return len(message.raw_input_contents) > 0
+
+
+def _input(tensor: pb.ModelInferRequest.InferInputTensor, position: int,
+           raw: bytes | None) -> InferInput:
+    name = tensor.name
+    if not name:
+        raise InvalidInputError(f"inputs[{position}].name must be a non-empty string")
+    datatype = tensor.datatype
+    try:
+        numpy_dtype(datatype)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"input {name!r}: {exc}") from None
+    shape = tuple(tensor.shape)
+    if any(d < 0 for d in shape):
+        raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0, got"
+                                f" {list(shape)}")
+    parameters = decode_parameters(tensor.parameters, f"inputs[{position}].parameters")
+    if raw is None:
+        data = _from_contents(tensor, datatype, shape, name)
+    elif tensor.HasField("contents"):
+        raise InvalidInputError(f"input {name!r} sets contents while the request uses"
+                                " raw_input_contents: send every input one way or the other")
+    else:
+        data = _from_raw(raw, datatype, shape, name)
+    return InferInput(name, datatype, shape, data, parameters)
+
+
+def _from_raw(raw: bytes, datatype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+    count = math.prod(shape)
+    if datatype == BYTES and count * _LENGTH.size > len(raw):
+        raise InvalidInputError(f"input {name!r}: {len(raw)} bytes of raw BYTES data cannot hold"
+                                f" the {count} elements of shape {list(shape)}")
+    return from_binary(memoryview(raw), datatype, shape, name)
+
+
+def _from_contents(tensor: pb.ModelInferRequest.InferInputTensor, datatype: str,
+                   shape: tuple[int, ...], name: str) -> np.ndarray:
+    if datatype not in _CONTENTS:
+        raise InvalidInputError(f"input {name!r}: {datatype} has no typed contents field:"
+                                " send it in raw_input_contents")
+    field, wire_dtype = _CONTENTS[datatype]
+    values = getattr(tensor.contents, field)
+    count = math.prod(shape)
+    if len(values) != count:
+        raise InvalidInputError(f"input {name!r}: {len(values)} values in contents.{field} do"
+                                f" not fill shape {list(shape)} of {datatype}")
+    if datatype == BYTES:
+        out = np.empty(count, dtype=object)
+        out[:] = list(values)
+        return out.reshape(shape)
+    wide = np.fromiter(values, dtype=wire_dtype, count=count)
+    dtype = numpy_dtype(datatype)
+    array = wide.astype(dtype)
+    if dtype != wire_dtype and not np.array_equal(array, wide):
+        raise InvalidInputError(f"input {name!r}: contents.{field} holds values out of the"
+                                f" range of {datatype}")
+    return array.reshape(shape)
+
+
+def _outputs(requested: Iterable[pb.ModelInferRequest.InferRequestedOutputTensor],
+             ) -> list[RequestedOutput] | None:
+    outputs = []
+    for position, output in enumerate(requested):
+        if not output.name:
+            raise InvalidInputError(f"outputs[{position}].name must be a non-empty string")
+        parameters = decode_parameters(output.parameters, f"outputs[{position}].parameters")
+        if SHARED_MEMORY in parameters:
+            raise InvalidInputError(f"output {output.name!r}: shared memory is not supported")
+        if CLASSIFICATION in parameters:
+            raise InvalidInputError(f"output {output.name!r}: the classification extension is"
+                                    " not supported: ask for the output without class_count")
+        outputs.append(RequestedOutput(output.name, parameters))
+    return outputs or None
+
+
+# ---- parameters -----------------------------------------------------------------------------
+
+def decode_parameters(parameters: Mapping[str, pb.InferParameter], where: str) -> Parameters:
+    """A parameters dict from an InferParameter map; each value is the oneof field set."""
+    out: Parameters = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        if choice is None:
+            raise InvalidInputError(f"{where}[{key!r}] has no value: set {_PARAMETER_FIELDS}")
+        out[key] = getattr(parameter, choice)
+    return out
+
+
+def encode_parameters(values: Mapping[str, Any],
+                      target: MutableMapping[str, pb.InferParameter]) -> None:
+    """Fill an InferParameter map from a dict of bool, int, float or str (None is left out)."""
+    for key, value in values.items():
+        if value is not None:
+            _set_parameter(target[key], key, value)
+
+
+def _set_parameter(parameter: pb.InferParameter, key: str, value: Any) -> None:
+    if isinstance(value, bool | np.bool_):
+        parameter.bool_param = bool(value)
+    elif isinstance(value, int | np.integer):
+        number = int(value)
+        if _INT64[0] <= number <= _INT64[1]:
+            parameter.int64_param = number
+        elif 0 <= number <= _UINT64_MAX:
+            parameter.uint64_param = number
+        else:
+            raise ValueError(f"parameter {key!r}: {number} does not fit in 64 bits")
+    elif isinstance(value, float | np.floating):
+        parameter.double_param = float(value)
+    elif isinstance(value, str):
+        parameter.string_param = value
+    else:
+        raise TypeError(f"parameter {key!r}: a {type(value).__name__} has no InferParameter"
+                        " type (bool, int, float or str)")
+
+
+# ---- responses ------------------------------------------------------------------------------
+
+def encode_response(response: InferenceResponse, request: InferenceRequest,
+                    raw: bool) -> pb.ModelInferResponse:
+    """The ModelInferResponse for `request`: its requested outputs in its order, raw or typed."""
+    request_id = response.id if response.id is not None else request.id
+    message = pb.ModelInferResponse(model_name=response.model_name,
+                                    model_version=response.model_version,
+                                    id=request_id or "")
+    encode_parameters(response.parameters, message.parameters)
+    outputs = _selected(response.outputs, request.outputs)
+    raw = raw or any(output.datatype not in _CONTENTS for output in outputs)
+    for output in outputs:
+        tensor = message.outputs.add(name=output.name, datatype=output.datatype,
+                                     shape=[int(d) for d in output.shape])
+        encode_parameters(output.parameters, tensor.parameters)
+        if raw:
+            message.raw_output_contents.append(to_raw(output.datatype, output.data))
+        else:
+            _fill_contents(tensor.contents, output.datatype, output.data)
+    return message
+
+
+def _selected(outputs: list[InferOutput],
+              requested: list[RequestedOutput] | None) -> list[InferOutput]:
+    if not requested:
+        return outputs
+    by_name = {output.name: output for output in outputs}
+    return [by_name[r.name] for r in requested if r.name in by_name]
+
+
+def to_raw(datatype: str, data: np.ndarray) -> bytes:
+    """A tensor's raw contents: little-endian row-major values, or length-prefixed BYTES."""
+    if datatype == BYTES:
+        parts = []
+        for value in to_bytes_array(data):
+            parts.append(_LENGTH.pack(len(value)))
+            parts.append(value)
+        return b"".join(parts)
+    dtype = numpy_dtype(datatype).newbyteorder("<")
+    return np.ascontiguousarray(data, dtype=dtype).tobytes()
+
+
+def _fill_contents(contents: pb.InferTensorContents, datatype: str, data: np.ndarray) -> None:
+    field, _ = _CONTENTS[datatype]
+    if datatype == BYTES:
+        values: list[Any] = to_bytes_array(data).tolist()
+    else:
+        values = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1).tolist()
+    getattr(contents, field).extend(values)

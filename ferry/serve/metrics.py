@@ -1,0 +1,67 @@
+"""Prometheus metrics, in base units (seconds, bytes), on a registry of the server's own.
+
+    ferry_inference_requests_total{model,version,protocol,status}
+    ferry_request_duration_seconds{model,version,protocol}   request in to response out
+    ferry_queue_duration_seconds{model,version}              waiting for a batch slot
+    ferry_compute_duration_seconds{model,version}            one batched model call
+    ferry_batch_size{model,version}                          rows per model call
+    ferry_inflight_requests{protocol}
+    ferry_request_size_bytes{protocol}, ferry_response_size_bytes{protocol}
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from ferry.serve.batching import BatchObserver
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                   0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216,
+                67108864)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class ServerMetrics:
+    """All of the server's metrics; one instance per server process."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("ferry_inference_requests", "Inference requests answered.",
+                                ["model", "version", "protocol", "status"], registry=r)
+        self.request_duration = Histogram(
+            "ferry_request_duration_seconds", "Time from request in to response out.",
+            ["model", "version", "protocol"], buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_duration = Histogram(
+            "ferry_queue_duration_seconds", "Time a request waited for its batch.",
+            ["model", "version"], buckets=LATENCY_BUCKETS, registry=r)
+        self.compute_duration = Histogram(
+            "ferry_compute_duration_seconds", "Time of one batched model call.",
+            ["model", "version"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram("ferry_batch_size", "Rows per model call.",
+                                    ["model", "version"], buckets=BATCH_BUCKETS, registry=r)
+        self.inflight = Gauge("ferry_inflight_requests", "Requests being answered.",
+                              ["protocol"], registry=r)
+        self.request_size = Histogram("ferry_request_size_bytes", "Request body sizes.",
+                                      ["protocol"], buckets=SIZE_BUCKETS, registry=r)
+        self.response_size = Histogram("ferry_response_size_bytes", "Response body sizes.",
+                                       ["protocol"], buckets=SIZE_BUCKETS, registry=r)
+
+    def batch_observer(self, model: str, version: str) -> BatchObserver:
+        queue = self.queue_duration.labels(model, version)
+        compute = self.compute_duration.labels(model, version)
+        size = self.batch_size.labels(model, version)
+
+        def observe(rows: int, waited_s: float, compute_s: float) -> None:
+            size.observe(rows)
+            queue.observe(waited_s)
+            compute.observe(compute_s)
+
+        return observe
+
+    def exposition(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,153 @@
+"""One served model version: protocol metadata, request validation and the batched call.
+
+`ServedModel` checks a request against the version's signature (names, datatypes, shapes)
+and turns it into arrays; the batcher merges arrays of concurrent requests; `run_arrays`
+calls ONNX Runtime (or the native framework) once per batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ferry.errors import InferenceError, InvalidInputError
+from ferry.registry import ModelVersion, Runtime
+from ferry.runtime.feeds import to_feeds
+from ferry.runtime.onnx_runtime import OnnxPredictor
+from ferry.runtime.predictor import Predictor
+from ferry.serve.batching import Arrays, BatchObserver, BatchSettings, DynamicBatcher
+from ferry.serve.datatypes import BYTES, from_signature, to_bytes_array
+from ferry.serve.types import (
+    InferenceRequest,
+    InferenceResponse,
+    InferInput,
+    InferOutput,
+    ModelMetadata,
+    TensorMetadata,
+)
+from ferry.signature import DYNAMIC, Layout, TensorSpec
+
+PLATFORM = {Runtime.ONNX: "onnxruntime_onnx", Runtime.NATIVE: "ferry_native"}
+
+
+class ServedModel:
+    """A loaded version, ready to answer inference requests."""
+
+    def __init__(self, version: ModelVersion, predictor: Predictor,
+                 batching: BatchSettings, observe: BatchObserver | None = None):
+        self.version = version
+        self.predictor = predictor
+        self.name = version.name
+        self.version_label = str(version.version)
+        self._inputs = {spec.name: spec for spec in version.signature.inputs}
+        self._outputs = [spec for spec in version.signature.outputs]
+        self.batcher = DynamicBatcher(self.run_arrays, batching, observe)
+
+    def metadata(self, versions: tuple[str, ...]) -> ModelMetadata:
+        return ModelMetadata(
+            name=self.name, versions=versions, platform=PLATFORM.get(self.version.runtime, ""),
+            inputs=tuple(_tensor_metadata(s) for s in self.version.signature.inputs),
+            outputs=tuple(_tensor_metadata(s) for s in self._outputs))
+
+    async def infer(self, request: InferenceRequest,
+                    timeout_s: float | None = None) -> InferenceResponse:
+        arrays, rows = self.arrays(request)
+        wanted = self._wanted_outputs(request)
+        results = await self.batcher.submit(arrays, rows, timeout_s)
+        outputs = [_output(spec, results[spec.name]) for spec in wanted]
+        return InferenceResponse(model_name=self.name, model_version=self.version_label,
+                                 outputs=outputs, id=request.id)
+
+    def arrays(self, request: InferenceRequest) -> tuple[Arrays, int]:
+        """The request's tensors as the model's input arrays, and the batch size."""
+        given = {i.name: i for i in request.inputs}
+        unknown = sorted(set(given) - set(self._inputs))
+        missing = [name for name in self._inputs if name not in given]
+        if unknown or missing:
+            raise InvalidInputError(self._naming_error(unknown, missing),
+                                    model=self.name, version=self.version.version)
+        arrays = {name: self._array(spec, given[name]) for name, spec in self._inputs.items()}
+        batch_sizes = {a.shape[0] for a in arrays.values()}
+        if len(batch_sizes) != 1:
+            raise InvalidInputError(f"inputs disagree on the batch size: {sorted(batch_sizes)}",
+                                    model=self.name, version=self.version.version)
+        return arrays, batch_sizes.pop()
+
+    def arrays_from_rows(self, frame: pd.DataFrame) -> tuple[Arrays, int]:
+        """Arrays for the model from named rows, mapped through the signature."""
+        return to_feeds(self.version.signature, frame), len(frame)
+
+    def _naming_error(self, unknown: list[str], missing: list[str]) -> str:
+        expected = ", ".join(self._inputs)
+        if unknown:
+            return f"unknown input {unknown[0]!r} for model {self.name}: it takes {expected}"
+        return f"missing input {missing[0]!r} for model {self.name}: it takes {expected}"
+
+    def _array(self, spec: TensorSpec, given: InferInput) -> np.ndarray:
+        expected = from_signature(spec.dtype)
+        if given.datatype != expected:
+            raise InvalidInputError(
+                f"input {spec.name!r} has datatype {given.datatype}, model {self.name} expects"
+                f" {expected}", model=self.name, version=self.version.version)
+        shape = given.shape
+        if len(shape) != len(spec.shape) or any(
+                want not in (DYNAMIC, got) for got, want in zip(shape, spec.shape, strict=True)):
+            raise InvalidInputError(
+                f"input {spec.name!r} has shape {list(shape)}, model {self.name} expects"
+                f" {list(spec.shape)} (-1: any size)", model=self.name,
+                version=self.version.version)
+        if expected == BYTES:
+            return np.vectorize(_text, otypes=[object])(given.data) if given.data.size else \
+                given.data
+        return given.data
+
+    def _wanted_outputs(self, request: InferenceRequest) -> list[TensorSpec]:
+        if not request.outputs:
+            return self._outputs
+        by_name = {spec.name: spec for spec in self._outputs}
+        for output in request.outputs:
+            if output.name not in by_name:
+                raise InvalidInputError(
+                    f"unknown output {output.name!r} for model {self.name}: it gives"
+                    f" {', '.join(by_name)}", model=self.name, version=self.version.version)
+        return [by_name[o.name] for o in request.outputs]
+
+    def run_arrays(self, arrays: Arrays) -> Arrays:
+        """One model call over a (possibly merged) batch."""
+        try:
+            if isinstance(self.predictor, OnnxPredictor):
+                return self.predictor.run_feeds(arrays)
+            return self._run_native(arrays)
+        except InvalidInputError:
+            raise
+        except Exception as exc:
+            raise InferenceError(
+                f"model {self.name}:{self.version_label} failed: {type(exc).__name__}: {exc}",
+                model=self.name, version=self.version.version) from exc
+
+    def _run_native(self, arrays: Arrays) -> Arrays:
+        signature = self.version.signature
+        if signature.layout == Layout.COLUMNS or len(arrays) > 1:
+            data: Any = pd.DataFrame({k: v.reshape(-1) for k, v in arrays.items()})
+        else:
+            data = next(iter(arrays.values()))
+        outputs = self.predictor.outputs(data)
+        return {spec.name: outputs[spec.role] for spec in self._outputs
+                if spec.role is not None and spec.role in outputs}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _tensor_metadata(spec: TensorSpec) -> TensorMetadata:
+    return TensorMetadata(spec.name, from_signature(spec.dtype), spec.shape)
+
+
+def _output(spec: TensorSpec, values: np.ndarray) -> InferOutput:
+    datatype = from_signature(spec.dtype)
+    if datatype == BYTES:
+        values = to_bytes_array(values).reshape(values.shape)
+    return InferOutput(name=spec.name, datatype=datatype, shape=tuple(values.shape), data=values)

@@ -1,0 +1,208 @@
+"""The Open Inference Protocol over HTTP, plus `/predict` for people, `/metrics` and `/docs`.
+
+Handlers only translate: read the body, decode, call the data plane, encode. Errors are
+mapped to HTTP in `ferry.serve.rest.errors`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from ferry.errors import FerryError, InvalidInputError, RequestTooLargeError
+from ferry.serve.dataplane import DataPlane
+from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
+from ferry.serve.rest import codec
+from ferry.serve.rest.errors import error_response, handle_error
+from ferry.serve.rest.openapi import DOCS_HTML, openapi_document
+from ferry.serve.rest.predict import decode_rows, encode_predictions
+from ferry.serve.types import TensorMetadata
+
+JSON = "application/json"
+HEADER_LENGTH = "inference-header-content-length"
+PROTOCOL = "http"
+
+
+def _json(document: Any, status: int = 200) -> Response:
+    return Response(codec.dumps(document), status, media_type=JSON)
+
+
+def _plane(request: Request) -> DataPlane:
+    plane: DataPlane = request.app.state.dataplane
+    return plane
+
+
+def _version(request: Request) -> str | None:
+    version: str | None = request.path_params.get("version")
+    return version
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it passes the server's limit."""
+    limit = _plane(request).settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"request body of {declared} bytes is over the limit of"
+                                   f" {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def live(request: Request) -> Response:
+    return _json({"live": _plane(request).live()})
+
+
+async def ready(request: Request) -> Response:
+    is_ready = _plane(request).server_ready()
+    return _json({"ready": is_ready}, 200 if is_ready else 503)
+
+
+async def server_metadata(request: Request) -> Response:
+    meta = _plane(request).server_metadata()
+    return _json({"name": meta.name, "version": meta.version,
+                  "extensions": list(meta.extensions)})
+
+
+async def model_ready(request: Request) -> Response:
+    name = request.path_params["name"]
+    _plane(request).model_ready(name, _version(request))
+    return _json({"name": name, "ready": True})
+
+
+async def model_metadata(request: Request) -> Response:
+    meta = _plane(request).model_metadata(request.path_params["name"], _version(request))
+    return _json({
+        "name": meta.name, "versions": list(meta.versions), "platform": meta.platform,
+        "inputs": [_tensor(t) for t in meta.inputs], "outputs": [_tensor(t) for t in meta.outputs],
+    })
+
+
+def _tensor(tensor: TensorMetadata) -> dict[str, Any]:
+    return {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
+
+
+async def infer(request: Request) -> Response:
+    started = time.perf_counter()
+    metrics: ServerMetrics = request.app.state.metrics
+    plane = _plane(request)
+    name, version = request.path_params["name"], _version(request)
+    label = version or ""
+    metrics.inflight.labels(PROTOCOL).inc()
+    try:
+        served = plane.repository.get(name, version)
+        label = served.version_label
+        body = await read_body(request)
+        metrics.request_size.labels(PROTOCOL).observe(len(body))
+        header = _header_length(request)
+        single = served.metadata(()).inputs[0] if header == 0 else None
+        decoded = codec.decode_request(body, header, single)
+        result = await served.infer(decoded, plane.settings.request_timeout_s)
+        payload, json_length = codec.encode_response(result, decoded)
+    except Exception as exc:
+        response = error_response(exc)
+        metrics.requests.labels(name, label, PROTOCOL, str(response.status_code)).inc()
+        return response
+    finally:
+        metrics.inflight.labels(PROTOCOL).dec()
+    metrics.requests.labels(name, label, PROTOCOL, "200").inc()
+    metrics.request_duration.labels(name, label, PROTOCOL).observe(
+        time.perf_counter() - started)
+    metrics.response_size.labels(PROTOCOL).observe(len(payload))
+    if json_length is None:
+        return Response(payload, media_type=JSON)
+    return Response(payload, media_type="application/octet-stream",
+                    headers={"Inference-Header-Content-Length": str(json_length)})
+
+
+def _header_length(request: Request) -> int | None:
+    value = request.headers.get(HEADER_LENGTH)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise InvalidInputError(f"Inference-Header-Content-Length must be a number, got {value!r}")
+    return int(value)
+
+
+async def predict(request: Request) -> Response:
+    plane = _plane(request)
+    served = plane.repository.get(request.path_params["name"], _version(request))
+    frame = decode_rows(codec.loads(await read_body(request)))
+    arrays, rows = served.arrays_from_rows(frame)
+    results = await served.batcher.submit(arrays, rows, plane.settings.request_timeout_s)
+    return _json(encode_predictions(served, results))
+
+
+async def repository_index(request: Request) -> Response:
+    body = await read_body(request)
+    only_ready = bool(codec.loads(body).get("ready", False)) if body.strip() else False
+    rows = [row for row in _plane(request).repository_index()
+            if not only_ready or row.state == "READY"]
+    return _json([{"name": r.name, "version": r.version, "state": r.state, "reason": r.reason}
+                  for r in rows])
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else None
+
+
+async def repository_load(request: Request) -> Response:
+    await _plane(request).load(request.path_params["name"], _token(request))
+    return Response(b"", 200)
+
+
+async def repository_unload(request: Request) -> Response:
+    await _plane(request).unload(request.path_params["name"], _token(request))
+    return Response(b"", 200)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    metrics: ServerMetrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+async def openapi(_request: Request) -> Response:
+    return _json(openapi_document())
+
+
+async def docs(_request: Request) -> Response:
+    return HTMLResponse(DOCS_HTML)
+
+
+def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
+    """A route with and without `/versions/{version}` after the model name."""
+    versioned = path.replace("{name}", "{name}/versions/{version}")
+    return [Route(path, endpoint, methods=methods), Route(versioned, endpoint, methods=methods)]
+
+
+def create_app(dataplane: DataPlane, metrics: ServerMetrics) -> Starlette:
+    routes = [
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        Route("/v2", server_metadata, methods=["GET"]),
+        *_both("/v2/models/{name}", model_metadata, ["GET"]),
+        *_both("/v2/models/{name}/ready", model_ready, ["GET"]),
+        *_both("/v2/models/{name}/infer", infer, ["POST"]),
+        *_both("/v2/models/{name}/predict", predict, ["POST"]),
+        Route("/v2/repository/index", repository_index, methods=["POST"]),
+        Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
+        Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={FerryError: handle_error,
+                                                       Exception: handle_error})
+    app.state.dataplane = dataplane
+    app.state.metrics = metrics
+    return app

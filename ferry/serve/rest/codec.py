@@ -1,0 +1,220 @@
+"""REST bodies <-> data plane types: V2 JSON (nested or flat data) and Triton's binary tensor
+extension (a JSON header of `Inference-Header-Content-Length` bytes, then raw tensors)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ferry.errors import InvalidInputError
+from ferry.serve.datatypes import BYTES, numpy_dtype, to_bytes_array
+from ferry.serve.types import (
+    InferenceRequest,
+    InferenceResponse,
+    InferInput,
+    InferOutput,
+    RequestedOutput,
+    TensorMetadata,
+)
+
+BINARY_SIZE = "binary_data_size"
+_LENGTH = struct.Struct("<I")
+
+
+def loads(body: bytes | memoryview) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"invalid JSON body: {exc}") from exc
+
+
+def decode_request(body: bytes, header_length: int | None = None,
+                   single_input: TensorMetadata | None = None) -> InferenceRequest:
+    """An inference request from a JSON body, or a JSON header followed by binary tensors."""
+    if header_length == 0:
+        return _raw_request(body, single_input)
+    if header_length is not None and not 0 < header_length <= len(body):
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length {header_length} does not fit a body of"
+            f" {len(body)} bytes")
+    view = memoryview(body)
+    document = loads(view[:header_length] if header_length else body)
+    binary = view[header_length:] if header_length else view[:0]
+    if not isinstance(document, dict):
+        raise InvalidInputError("the request body must be a JSON object with 'inputs'")
+    return _request(document, binary)
+
+
+def _request(document: dict[str, Any], binary: memoryview) -> InferenceRequest:
+    inputs = document.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInputError("'inputs' must be a non-empty list of tensors")
+    offset, decoded = 0, []
+    for position, item in enumerate(inputs):
+        tensor, offset = _input(item, position, binary, offset)
+        decoded.append(tensor)
+    if offset != len(binary):
+        raise InvalidInputError(
+            f"{len(binary) - offset} bytes of binary data follow the tensors that use them")
+    request_id = document.get("id")
+    return InferenceRequest(inputs=decoded, outputs=_outputs(document.get("outputs")),
+                            id=None if request_id is None else str(request_id),
+                            parameters=_parameters(document.get("parameters"), "parameters"))
+
+
+def _input(item: Any, position: int, binary: memoryview,
+           offset: int) -> tuple[InferInput, int]:
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"inputs[{position}] must be an object")
+    name, datatype, shape = _tensor_header(item, f"inputs[{position}]")
+    parameters = _parameters(item.get("parameters"), f"inputs[{position}].parameters")
+    if BINARY_SIZE in parameters:
+        size = parameters[BINARY_SIZE]
+        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
+            raise InvalidInputError(f"input {name!r}: binary_data_size {size!r} exceeds the"
+                                    f" {len(binary) - offset} bytes of binary data left")
+        data = from_binary(binary[offset:offset + size], datatype, shape, name)
+        return InferInput(name, datatype, shape, data, parameters), offset + size
+    if "data" not in item:
+        raise InvalidInputError(f"input {name!r} has neither 'data' nor binary_data_size")
+    return InferInput(name, datatype, shape, from_json(item["data"], datatype, shape, name),
+                      parameters), offset
+
+
+def _tensor_header(item: dict[str, Any], where: str) -> tuple[str, str, tuple[int, ...]]:
+    name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
+    if not isinstance(name, str) or not name:
+        raise InvalidInputError(f"{where}.name must be a non-empty string")
+    if not isinstance(datatype, str):
+        raise InvalidInputError(f"input {name!r}: 'datatype' must be a string such as FP32")
+    numpy_dtype(datatype)
+    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0")
+    return name, datatype, tuple(shape)
+
+
+def from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """A tensor from JSON data, nested or flat, checked against its shape."""
+    try:
+        if datatype == BYTES:
+            array = to_bytes_array(data if isinstance(data, list) else [data])
+        else:
+            array = np.asarray(data, dtype=numpy_dtype(datatype))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInputError(f"input {name!r}: data is not {datatype}: {exc}") from exc
+    if array.size != int(np.prod(shape)):
+        raise InvalidInputError(f"input {name!r}: {array.size} values do not fill shape"
+                                f" {list(shape)}")
+    return array.reshape(shape)
+
+
+def from_binary(raw: memoryview, datatype: str, shape: tuple[int, ...],
+                name: str) -> np.ndarray:
+    count = int(np.prod(shape))
+    if datatype == BYTES:
+        return _bytes_elements(raw, count, name).reshape(shape)
+    dtype = numpy_dtype(datatype)
+    if len(raw) != count * dtype.itemsize:
+        raise InvalidInputError(f"input {name!r}: {len(raw)} bytes do not hold shape"
+                                f" {list(shape)} of {datatype}")
+    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
+
+
+def _bytes_elements(raw: memoryview, count: int, name: str) -> np.ndarray:
+    if count * _LENGTH.size > len(raw):
+        raise InvalidInputError(f"input {name!r}: {len(raw)} bytes cannot hold {count} BYTES"
+                                " elements")
+    out, offset = np.empty(count, dtype=object), 0
+    for index in range(count):
+        if offset + 4 > len(raw):
+            raise InvalidInputError(f"input {name!r}: BYTES data ends after {index} elements")
+        (length,) = _LENGTH.unpack_from(raw, offset)
+        out[index] = bytes(raw[offset + 4:offset + 4 + length])
+        offset += 4 + length
+    if offset != len(raw):
+        raise InvalidInputError(f"input {name!r}: BYTES data has {len(raw) - offset} extra bytes")
+    return out
+
+
+def _raw_request(body: bytes, single_input: TensorMetadata | None) -> InferenceRequest:
+    if single_input is None:
+        raise InvalidInputError("a raw binary request (header length 0) needs a model with"
+                                " exactly one input")
+    shape = list(single_input.shape)
+    element = 1 if single_input.datatype == BYTES else numpy_dtype(single_input.datatype).itemsize
+    known = int(np.prod([d for d in shape[1:] if d > 0] or [1]))
+    shape = [1, *[d if d > 0 else len(body) // (element * known) for d in shape[1:]]]
+    data = from_binary(memoryview(body), single_input.datatype, tuple(shape), single_input.name)
+    return InferenceRequest(inputs=[InferInput(single_input.name, single_input.datatype,
+                                               tuple(shape), data)],
+                            parameters={"binary_data_output": True})
+
+
+def _outputs(value: Any) -> list[RequestedOutput] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidInputError("'outputs' must be a list of {\"name\": ...} objects")
+    outputs = []
+    for position, item in enumerate(value):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InvalidInputError(f"outputs[{position}] must be an object with a 'name'")
+        outputs.append(RequestedOutput(item["name"], _parameters(item.get("parameters"),
+                                                                 f"outputs[{position}]")))
+    return outputs
+
+
+def _parameters(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{where} must be an object")
+    return value
+
+
+def encode_response(response: InferenceResponse,
+                    request: InferenceRequest) -> tuple[bytes, int | None]:
+    """The response body and, when it carries binary tensors, the JSON header's length."""
+    binary_all = bool(request.parameters.get("binary_data_output", False))
+    asked = {o.name: o.parameters for o in request.outputs or []}
+    header: dict[str, Any] = {"model_name": response.model_name,
+                              "model_version": response.model_version}
+    if response.id is not None:
+        header["id"] = response.id
+    outputs, chunks = [], []
+    for output in response.outputs:
+        binary = bool(asked.get(output.name, {}).get("binary_data", binary_all))
+        entry: dict[str, Any] = {"name": output.name, "datatype": output.datatype,
+                                 "shape": list(output.shape)}
+        if binary:
+            chunk = to_binary(output)
+            entry["parameters"] = {BINARY_SIZE: len(chunk)}
+            chunks.append(chunk)
+        else:
+            entry["data"] = _json_data(output)
+        outputs.append(entry)
+    header["outputs"] = outputs
+    text = orjson.dumps(header, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return text, None
+    return b"".join([text, *chunks]), len(text)
+
+
+def _json_data(output: InferOutput) -> Any:
+    if output.datatype == BYTES:
+        return [v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+                for v in output.data.reshape(-1)]
+    return np.ascontiguousarray(output.data).reshape(-1)
+
+
+def to_binary(output: InferOutput) -> bytes:
+    if output.datatype == BYTES:
+        return b"".join(_LENGTH.pack(len(v)) + v for v in to_bytes_array(output.data))
+    return np.ascontiguousarray(output.data, dtype=output.data.dtype.newbyteorder("<")).tobytes()
+
+
+def dumps(document: Any) -> bytes:
+    return orjson.dumps(document, option=orjson.OPT_SERIALIZE_NUMPY)
