@@ -20,9 +20,14 @@ def load(uri: str | ModelURI, *, registry: Registry | None = None) -> Predictor:
     return load_version(registry.get(uri), registry)
 
 
-def load_version(version: ModelVersion, registry: Registry) -> Predictor:
+def load_version(version: ModelVersion, registry: Registry,
+                 default_session: SessionSettings | None = None) -> Predictor:
+    """The predictor for `version`; ONNX Runtime settings recorded on the version (by the
+    optimizer) win over `default_session`."""
     if version.runtime == Runtime.ONNX:
-        settings = SessionSettings(**version.runtime_settings.get("onnxruntime", {}))
+        recorded = version.runtime_settings.get("onnxruntime")
+        settings = (SessionSettings(**recorded) if recorded is not None
+                    else default_session or SessionSettings())
         return OnnxPredictor(registry.read_artifact(version, "onnx"), version.signature,
                              version.task, settings=settings, model=version.name,
                              version=version.version).load()

@@ -1,9 +1,10 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import serve
+from ferry.cli import bench, serve
 from ferry.cli.app import app
 
 serve.register(app)
+bench.register(app)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import typer
 
 from ferry.cli.output import fail, handles_errors
 from ferry.serve.batching import (
+    DEFAULT_INSTANCES,
     DEFAULT_MAX_BATCH_SIZE,
     DEFAULT_MAX_QUEUE_SIZE,
     BatchSettings,
@@ -43,6 +44,8 @@ def serve(
         help="Batch sizes worth waiting for (repeatable).")] = None,
     max_queue_size: Annotated[int, typer.Option(help="Requests queued per model before 503.")
                               ] = DEFAULT_MAX_QUEUE_SIZE,
+    instances: Annotated[int, typer.Option(help="Model calls that may run at once (threads)"
+                                           " per model.")] = DEFAULT_INSTANCES,
     max_request_mb: Annotated[float, typer.Option(help="Largest request body (413 above).")
                               ] = DEFAULT_MAX_REQUEST_BYTES / 2**20,
     timeout_s: Annotated[float, typer.Option(help="Per-request timeout.")
@@ -56,15 +59,15 @@ def serve(
 
     for uri in uris or []:
         ModelURI.parse(uri)
-    if workers < 1 or max_batch_size < 1 or max_queue_size < 1 or timeout_s <= 0:
-        fail("--workers, --max-batch-size and --max-queue-size must be at least 1 and"
-             " --timeout-s positive")
+    if min(workers, max_batch_size, max_queue_size, instances) < 1 or timeout_s <= 0:
+        fail("--workers, --instances, --max-batch-size and --max-queue-size must be at least 1"
+             " and --timeout-s positive")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("ferry.access").setLevel(logging.INFO if access_log else logging.WARNING)
     batching = BatchSettings(max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_ms / 1000,
                              preferred_batch_sizes=tuple(preferred_batch_size or ()),
-                             max_queue_size=max_queue_size)
+                             max_queue_size=max_queue_size, instances=instances)
     settings = ServeSettings(host=host, http_port=http_port,
                              grpc_port=None if grpc_port < 0 else grpc_port,
                              max_request_bytes=int(max_request_mb * 2**20),

@@ -18,13 +18,19 @@ class SessionSettings:
     """ONNX Runtime session options that a version can record (the optimizer sets them)."""
 
     intra_op_threads: int = 0
+    """0: ONNX Runtime's default (one thread per core)."""
     inter_op_threads: int = 0
     sequential: bool = True
+    spinning: bool = True
+    """Whether idle pool threads spin; off for servers that share cores with their I/O."""
 
     def options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.intra_op_threads
         options.inter_op_num_threads = self.inter_op_threads
+        if not self.spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            options.add_session_config_entry("session.inter_op.allow_spinning", "0")
         options.execution_mode = (
             ort.ExecutionMode.ORT_SEQUENTIAL if self.sequential else ort.ExecutionMode.ORT_PARALLEL
         )

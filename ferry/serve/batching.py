@@ -15,6 +15,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +30,12 @@ DEFAULT_MAX_QUEUE_DELAY_S = 0.0
 """No added wait by default: batches form from requests that arrive during a model call."""
 DEFAULT_MAX_QUEUE_SIZE = 1024
 DEFAULT_RETRY_AFTER_S = 1.0
+DEFAULT_INSTANCES = 1
+INLINE_COMPUTE_LIMIT_S = 0.0005
+"""Model calls that take less than this (on average) run on the event loop itself: a thread
+hop would cost more than the call. Slower calls run on the model's instance threads, so the
+loop keeps reading requests (and refusing them when the queue is full) meanwhile."""
+_EWMA_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ class BatchSettings:
     max_queue_delay_s: float = DEFAULT_MAX_QUEUE_DELAY_S
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    instances: int = DEFAULT_INSTANCES
+    """Model calls that may run at once, each on a thread of its own."""
 
 
 @dataclass
@@ -63,6 +72,10 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._compute_s = 0.0
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
 
     @property
     def queued(self) -> int:
@@ -88,13 +101,15 @@ class DynamicBatcher:
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
     async def close(self) -> None:
-        """Finish what is queued, then stop the worker."""
-        while self._queue:
+        """Finish what is queued and running, then stop the worker."""
+        while self._queue or self._running:
             await asyncio.sleep(0.001)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     async def _work(self) -> None:
         assert self._wakeup is not None
@@ -104,8 +119,39 @@ class DynamicBatcher:
             while self._queue:
                 if self.settings.max_queue_delay_s > 0 and len(self._queue) > 1:
                     await self._wait_for_preferred()
-                self._run_one(self._take())
-                await asyncio.sleep(0)  # let requests that arrived meanwhile join the queue
+                if self._inline():
+                    self._deliver(*self._compute(self._take()))
+                    await asyncio.sleep(0)  # let requests that arrived meanwhile queue up
+                else:
+                    await self._start_threaded()
+
+    def _inline(self) -> bool:
+        return self.settings.instances == 1 and self._compute_s < INLINE_COMPUTE_LIMIT_S
+
+    async def _start_threaded(self) -> None:
+        """Run the next batch on an instance thread once one is free."""
+        if self._slots is None or self._executor is None:
+            self._slots = asyncio.Semaphore(self.settings.instances)
+            self._executor = ThreadPoolExecutor(self.settings.instances,
+                                                thread_name_prefix="ferry-model")
+        await self._slots.acquire()
+        if not self._queue:
+            self._slots.release()
+            return
+        batch = self._take()
+        task = asyncio.get_running_loop().create_task(self._threaded(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _threaded(self, batch: list[_Pending]) -> None:
+        assert self._slots is not None
+        try:
+            loop = asyncio.get_running_loop()
+            self._deliver(*await loop.run_in_executor(self._executor, self._compute, batch))
+        finally:
+            self._slots.release()
+            if self._queue and self._wakeup is not None:
+                self._wakeup.set()
 
     async def _wait_for_preferred(self) -> None:
         target = self._next_preferred(self._queued_rows())
@@ -121,30 +167,41 @@ class DynamicBatcher:
         return sum(p.rows for p in self._queue)
 
     def _take(self) -> list[_Pending]:
-        batch = [self._queue.popleft()]
-        rows = batch[0].rows
-        while self._queue and rows + self._queue[0].rows <= self.settings.max_batch_size:
+        """The next batch, oldest first; requests past their deadline fail here instead."""
+        now = time.perf_counter()
+        batch: list[_Pending] = []
+        rows = 0
+        while self._queue and (not batch
+                               or rows + self._queue[0].rows <= self.settings.max_batch_size):
             item = self._queue.popleft()
-            batch.append(item)
-            rows += item.rows
+            if not _expired(item, now):
+                batch.append(item)
+                rows += item.rows
         return batch
 
-    def _run_one(self, batch: list[_Pending]) -> None:
+    def _compute(self, batch: list[_Pending]) -> tuple[list[_Pending], Arrays | Exception]:
+        """One model call for the batch's live requests (on any thread: no future is touched
+        here except to fail those past their deadline, and `_deliver` sets the rest)."""
         now = time.perf_counter()
-        live = [p for p in batch if not _expired(p, now)]
+        live = [p for p in batch if not p.future.done()]
         if not live:
-            return
+            return live, {}
         try:
-            outputs = self.run(_concatenate([p.inputs for p in live]))
+            outputs: Arrays | Exception = self.run(_concatenate([p.inputs for p in live]))
         except Exception as exc:
+            outputs = exc
+        elapsed = time.perf_counter() - now
+        self._compute_s += _EWMA_WEIGHT * (elapsed - self._compute_s)
+        if self.observe is not None:
+            self.observe(sum(p.rows for p in live), now - live[0].enqueued, elapsed)
+        return live, outputs
+
+    def _deliver(self, live: list[_Pending], outputs: Arrays | Exception) -> None:
+        if isinstance(outputs, Exception):
             for pending in live:
                 if not pending.future.done():
-                    pending.future.set_exception(exc)
+                    pending.future.set_exception(outputs)
             return
-        finally:
-            if self.observe is not None:
-                self.observe(sum(p.rows for p in live), now - live[0].enqueued,
-                             time.perf_counter() - now)
         _split(live, outputs)
 
 
@@ -165,11 +222,10 @@ def _concatenate(requests: list[Arrays]) -> Arrays:
 
 
 def _split(batch: list[_Pending], outputs: Arrays) -> None:
-    if len(batch) == 1:
-        batch[0].future.set_result(outputs)
-        return
     start = 0
     for pending in batch:
         end = start + pending.rows
-        pending.future.set_result({name: value[start:end] for name, value in outputs.items()})
+        if not pending.future.done():  # a client that went away leaves a cancelled future
+            pending.future.set_result(outputs if len(batch) == 1 else
+                                      {name: value[start:end] for name, value in outputs.items()})
         start = end

@@ -23,6 +23,7 @@ from ferry.errors import (
 )
 from ferry.loading import load_version
 from ferry.registry import ModelVersion, Registry
+from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.serve.batching import BatchObserver, BatchSettings
 from ferry.serve.model import ServedModel
 from ferry.serve.types import RepositoryEntry
@@ -58,9 +59,11 @@ class ModelRepository:
     """Loaded models by name and version; thread-safe for readers (dict swaps only)."""
 
     def __init__(self, registry: Registry, batching: BatchSettings,
-                 observe: Callable[[str, str], BatchObserver] | None = None):
+                 observe: Callable[[str, str], BatchObserver] | None = None,
+                 session: SessionSettings | None = None):
         self.registry = registry
         self.batching = batching
+        self.session = session
         self.observe = observe
         self._entries: dict[str, _Entry] = {}
         self._unloaded: set[str] = set()
@@ -197,7 +200,7 @@ class ModelRepository:
         return served
 
     def _build(self, version: ModelVersion) -> ServedModel:
-        predictor = load_version(version, self.registry)
+        predictor = load_version(version, self.registry, self.session)
         observe = None if self.observe is None else self.observe(version.name,
                                                                    str(version.version))
         served = ServedModel(version, predictor, self.batching, observe)

@@ -18,6 +18,7 @@ from typing import Any
 import uvicorn
 
 from ferry.registry import Registry
+from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.repository import ModelRepository
@@ -53,8 +54,10 @@ class Server:
         self.registry = registry or Registry()
         self.reuse_port = reuse_port
         self.metrics = ServerMetrics()
+        session = SessionSettings(intra_op_threads=settings.intra_op_threads,
+                                  inter_op_threads=1, spinning=False)
         self.repository = ModelRepository(self.registry, settings.batching,
-                                          self.metrics.batch_observer)
+                                          self.metrics.batch_observer, session)
         self.dataplane = DataPlane(self.repository, settings)
         self.http_port = 0
         self.grpc_port: int | None = None

@@ -16,6 +16,10 @@ DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_POLL_INTERVAL_S = 0.5
 """How often the server re-reads the registry for alias moves (hot reload within 2 s)."""
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
+DEFAULT_INTRA_OP_THREADS = 1
+"""ONNX Runtime threads per model call when the version records none: batching, instances
+and worker processes spread load over cores; one thread per call avoids spinning pools
+competing with the event loop."""
 SERVER_NAME = "ferry"
 
 
@@ -32,4 +36,5 @@ class ServeSettings:
     admin_token: str | None = field(default_factory=lambda: os.environ.get("FERRY_ADMIN_TOKEN"))
     """Bearer token that the repository endpoints (load/unload) require, when set."""
     access_log: bool = True
+    intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     batching: BatchSettings = field(default_factory=BatchSettings)

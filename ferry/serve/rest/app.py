@@ -1,4 +1,5 @@
-"""The Open Inference Protocol over HTTP, plus `/predict` for people, `/metrics` and `/docs`.
+"""The Open Inference Protocol over HTTP, plus `/predict` for people, `/metrics` and `/docs`
+(the inference endpoint itself is `ferry.serve.rest.infer`, in front of these routes).
 
 Handlers only translate: read the body, decode, call the data plane, encode. Errors are
 mapped to HTTP in `ferry.serve.rest.errors`.
@@ -6,26 +7,27 @@ mapped to HTTP in `ferry.serve.rest.errors`.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from ferry.errors import FerryError, InvalidInputError, RequestTooLargeError
+from ferry.errors import FerryError, RequestTooLargeError
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
 from ferry.serve.rest import codec
-from ferry.serve.rest.errors import error_response, handle_error
+from ferry.serve.rest.errors import handle_error
+from ferry.serve.rest.infer import InferEndpoint
 from ferry.serve.rest.openapi import DOCS_HTML, openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
 from ferry.serve.types import TensorMetadata
 
 JSON = "application/json"
-HEADER_LENGTH = "inference-header-content-length"
-PROTOCOL = "http"
+
+
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -91,48 +93,6 @@ def _tensor(tensor: TensorMetadata) -> dict[str, Any]:
     return {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
 
 
-async def infer(request: Request) -> Response:
-    started = time.perf_counter()
-    metrics: ServerMetrics = request.app.state.metrics
-    plane = _plane(request)
-    name, version = request.path_params["name"], _version(request)
-    label = version or ""
-    metrics.inflight.labels(PROTOCOL).inc()
-    try:
-        served = plane.repository.get(name, version)
-        label = served.version_label
-        body = await read_body(request)
-        metrics.request_size.labels(PROTOCOL).observe(len(body))
-        header = _header_length(request)
-        single = served.metadata(()).inputs[0] if header == 0 else None
-        decoded = codec.decode_request(body, header, single)
-        result = await served.infer(decoded, plane.settings.request_timeout_s)
-        payload, json_length = codec.encode_response(result, decoded)
-    except Exception as exc:
-        response = error_response(exc)
-        metrics.requests.labels(name, label, PROTOCOL, str(response.status_code)).inc()
-        return response
-    finally:
-        metrics.inflight.labels(PROTOCOL).dec()
-    metrics.requests.labels(name, label, PROTOCOL, "200").inc()
-    metrics.request_duration.labels(name, label, PROTOCOL).observe(
-        time.perf_counter() - started)
-    metrics.response_size.labels(PROTOCOL).observe(len(payload))
-    if json_length is None:
-        return Response(payload, media_type=JSON)
-    return Response(payload, media_type="application/octet-stream",
-                    headers={"Inference-Header-Content-Length": str(json_length)})
-
-
-def _header_length(request: Request) -> int | None:
-    value = request.headers.get(HEADER_LENGTH)
-    if value is None:
-        return None
-    if not value.isdigit():
-        raise InvalidInputError(f"Inference-Header-Content-Length must be a number, got {value!r}")
-    return int(value)
-
-
 async def predict(request: Request) -> Response:
     plane = _plane(request)
     served = plane.repository.get(request.path_params["name"], _version(request))
@@ -185,14 +145,14 @@ def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
     return [Route(path, endpoint, methods=methods), Route(versioned, endpoint, methods=methods)]
 
 
-def create_app(dataplane: DataPlane, metrics: ServerMetrics) -> Starlette:
+def create_app(dataplane: DataPlane, metrics: ServerMetrics) -> ASGIApp:
+    """The REST API: the inference endpoint in front, Starlette routes for the rest."""
     routes = [
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
         *_both("/v2/models/{name}", model_metadata, ["GET"]),
         *_both("/v2/models/{name}/ready", model_ready, ["GET"]),
-        *_both("/v2/models/{name}/infer", infer, ["POST"]),
         *_both("/v2/models/{name}/predict", predict, ["POST"]),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
@@ -205,4 +165,4 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics) -> Starlette:
                                                        Exception: handle_error})
     app.state.dataplane = dataplane
     app.state.metrics = metrics
-    return app
+    return InferEndpoint(app, dataplane, metrics)

@@ -1,0 +1,140 @@
+"""The dynamic batcher on its own: merging, splitting, bounds, deadlines, instances."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from ferry.errors import InferenceTimeoutError, ServerOverloadedError
+from ferry.serve.batching import Arrays, BatchSettings, DynamicBatcher
+
+
+class Recorder:
+    """A model that doubles its input and records the batch sizes it saw."""
+
+    def __init__(self, delay: float = 0.0):
+        self.delay = delay
+        self.batches: list[int] = []
+        self.threads: set[str] = set()
+        self.lock = threading.Lock()
+        self.concurrent = 0
+        self.max_concurrent = 0
+
+    def __call__(self, arrays: Arrays) -> Arrays:
+        with self.lock:
+            self.concurrent += 1
+            self.max_concurrent = max(self.max_concurrent, self.concurrent)
+        self.batches.append(len(arrays["x"]))
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        with self.lock:
+            self.concurrent -= 1
+        return {"y": arrays["x"] * 2}
+
+
+def rows(start: int, count: int = 1) -> Arrays:
+    return {"x": np.arange(start, start + count, dtype=np.float32).reshape(count, 1)}
+
+
+async def submit_many(batcher: DynamicBatcher, count: int) -> list[Arrays]:
+    return await asyncio.gather(*(batcher.submit(rows(i), 1) for i in range(count)))
+
+
+def test_concurrent_requests_are_merged_and_split_back() -> None:
+    model = Recorder(delay=0.002)
+    batcher = DynamicBatcher(model, BatchSettings(max_batch_size=8))
+
+    results = asyncio.run(submit_many(batcher, 20))
+
+    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(20)]
+    assert max(model.batches) > 1
+    assert all(size <= 8 for size in model.batches)
+    assert sum(model.batches) == 20
+
+
+def test_a_lone_request_does_not_wait() -> None:
+    model = Recorder()
+    batcher = DynamicBatcher(model, BatchSettings(max_queue_delay_s=1.0))
+
+    async def one() -> float:
+        started = time.perf_counter()
+        await batcher.submit(rows(0), 1)
+        return time.perf_counter() - started
+
+    assert asyncio.run(one()) < 0.1
+    assert model.batches == [1]
+
+
+def test_full_queue_refuses_at_once() -> None:
+    batcher = DynamicBatcher(Recorder(delay=0.05), BatchSettings(max_batch_size=1,
+                                                                 max_queue_size=2))
+
+    async def burst() -> list[object]:
+        return await asyncio.gather(*(batcher.submit(rows(i), 1) for i in range(6)),
+                                    return_exceptions=True)
+
+    outcomes = asyncio.run(burst())
+    refused = [o for o in outcomes if isinstance(o, ServerOverloadedError)]
+    assert refused and all(o.retry_after_s > 0 for o in refused)
+    assert any(isinstance(o, dict) for o in outcomes)
+
+
+def test_requests_past_their_deadline_fail_without_running() -> None:
+    model = Recorder(delay=0.05)
+    batcher = DynamicBatcher(model, BatchSettings(max_batch_size=1))
+
+    async def late() -> list[object]:
+        return await asyncio.gather(*(batcher.submit(rows(i), 1, timeout_s=0.01)
+                                      for i in range(4)), return_exceptions=True)
+
+    outcomes = asyncio.run(late())
+    assert any(isinstance(o, InferenceTimeoutError) for o in outcomes)
+    assert sum(model.batches) < 4
+
+
+def test_model_error_reaches_every_request_in_the_batch() -> None:
+    def broken(_arrays: Arrays) -> Arrays:
+        raise RuntimeError("model exploded")
+
+    batcher = DynamicBatcher(broken, BatchSettings())
+
+    async def run() -> list[object]:
+        return await asyncio.gather(*(batcher.submit(rows(i), 1) for i in range(3)),
+                                    return_exceptions=True)
+
+    outcomes = asyncio.run(run())
+    assert all(isinstance(o, RuntimeError) for o in outcomes)
+
+
+def test_slow_models_run_on_instance_threads_in_parallel() -> None:
+    model = Recorder(delay=0.02)
+    batcher = DynamicBatcher(model, BatchSettings(max_batch_size=1, instances=2))
+
+    results = asyncio.run(submit_many(batcher, 6))
+
+    assert len(results) == 6
+    assert model.max_concurrent == 2
+    assert all(name.startswith("ferry-model") for name in model.threads)
+
+
+@pytest.mark.parametrize("preferred", [(4,), ()])
+def test_queue_delay_waits_for_a_preferred_size(preferred: tuple[int, ...]) -> None:
+    model = Recorder()
+    settings = BatchSettings(max_batch_size=16, max_queue_delay_s=0.05,
+                             preferred_batch_sizes=preferred)
+    batcher = DynamicBatcher(model, settings)
+
+    async def staggered() -> None:
+        first = [asyncio.ensure_future(batcher.submit(rows(i), 1)) for i in range(2)]
+        await asyncio.sleep(0.005)
+        later = [asyncio.ensure_future(batcher.submit(rows(i), 1)) for i in range(2, 4)]
+        await asyncio.gather(*first, *later)
+
+    asyncio.run(staggered())
+    assert sum(model.batches) == 4
+    assert max(model.batches) >= 3
