@@ -9,8 +9,11 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import signal
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,6 +31,7 @@ from ferry.serve.settings import ServeSettings
 
 log = logging.getLogger("ferry.serve")
 STARTUP_TIMEOUT_S = 120.0
+PARENT_CHECK_S = 1.0
 
 
 def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
@@ -160,21 +164,43 @@ def run(uris: Sequence[str], settings: ServeSettings, workers: int = 1) -> None:
         _run_loop(_serve(uris, settings, reuse_port=False))
         return
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_worker, args=(list(uris), settings), daemon=True)
-                for _ in range(workers - 1)]
+    children = [context.Process(target=_worker, args=(list(uris), settings, os.getpid()),
+                                daemon=True) for _ in range(workers - 1)]
     for child in children:
         child.start()
+
+    def stop_children(signum: int, _frame: object) -> None:
+        """uvicorn re-raises the signal once it has shut down: stop the workers, then exit."""
+        _stop(children, settings.shutdown_grace_s)
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop_children)
     try:
         _run_loop(_serve(uris, settings, reuse_port=True))
     finally:
-        for child in children:
+        _stop(children, settings.shutdown_grace_s)
+
+
+def _stop(children: list[Any], grace_s: float) -> None:
+    for child in children:
+        if child.is_alive():
             child.terminate()
-            child.join(timeout=settings.shutdown_grace_s)
+    for child in children:
+        child.join(timeout=grace_s)
 
 
-def _worker(uris: list[str], settings: ServeSettings) -> None:
+def _worker(uris: list[str], settings: ServeSettings, parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     with contextlib.suppress(KeyboardInterrupt):
         _run_loop(_serve(uris, settings, reuse_port=True))
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent died (even by SIGKILL) stops too, instead of holding the port."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 @dataclass

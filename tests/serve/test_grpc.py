@@ -92,3 +92,22 @@ def test_repository_over_grpc(client: triton_grpc.InferenceServerClient) -> None
     assert not client.is_model_ready("fragile")
     client.load_model("fragile", headers=auth)
     assert client.is_model_ready("fragile")
+
+
+def test_each_grpc_request_writes_an_access_log_line(client: triton_grpc.InferenceServerClient,
+                                                     served: Served,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="ferry.access")
+    client.infer("iris", [iris_input(served.iris_x[:1])])
+    with pytest.raises(InferenceServerException):
+        client.infer("nope", [iris_input(served.iris_x[:1])])
+
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ferry.access"]
+    grpc_lines = [line for line in lines if line["protocol"] == "grpc"]
+    expected = {"method": "ModelInfer", "model": "iris", "status": "OK"}
+    assert expected.items() <= grpc_lines[0].items()
+    assert grpc_lines[1]["status"] == "NOT_FOUND"
+    assert all(line["duration_ms"] >= 0 for line in grpc_lines)

@@ -164,3 +164,45 @@ def _wait_for(call, timeout_s: float = 60.0):  # type: ignore[no-untyped-def]
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def test_two_worker_processes_share_the_port(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    home = tmp_path / "home"
+    registry = ferry.Registry(f"sqlite:///{home / 'registry.db'}",
+                              artifacts_url=str(home / "artifacts"))
+    ferry.register(LogisticRegression(max_iter=500).fit(x, y), "iris", sample=x.astype("float32"),
+                   registry=registry)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ferry", "serve", "--http-port", str(port), "--grpc-port", "-1",
+         "--workers", "2", "--no-access-log"],
+        env={**os.environ, "FERRY_HOME": str(home)}, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: _get(port, "/v2/models/iris"))
+        deadline = time.monotonic() + 60
+        while len(_children(process.pid)) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        statuses = [_get(port, "/v2/models/iris")[0] for _ in range(40)]
+        workers = _children(process.pid)
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
+
+    assert statuses == [200] * 40
+    assert len(workers) >= 1  # the parent serves too: 2 processes on one port
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found

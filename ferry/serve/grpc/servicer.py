@@ -33,6 +33,7 @@ from ferry.errors import (
     ServerOverloadedError,
     UnauthorizedError,
 )
+from ferry.serve import access
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.grpc import codec
 from ferry.serve.grpc.generated import inference_pb2 as pb
@@ -91,10 +92,19 @@ def _rpc(handler: Handler[Servicer, Request, Response]) -> Handler[Servicer, Req
 
     @functools.wraps(handler)
     async def wrapper(self: Servicer, request: Request, context: Any) -> Response:
+        started, status = time.perf_counter(), grpc.StatusCode.OK
         try:
             return await handler(self, request, context)
         except Exception as exc:
+            status = status_of(exc)
             await abort(context, exc, handler.__name__)
+        finally:
+            if access.enabled():
+                access.log_request(protocol="grpc", method=handler.__name__,
+                                   model=getattr(request, "model_name", None)
+                                   or getattr(request, "name", None), status=status.name,
+                                   duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                                   client=context.peer())
 
     return wrapper
 
@@ -154,6 +164,7 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(name=t.name, datatype=t.datatype, shape=list(t.shape))
                      for t in meta.outputs])
 
+    @_rpc
     async def ModelInfer(self, request: pb.ModelInferRequest,
                          context: Any) -> pb.ModelInferResponse:
         started = time.perf_counter()
@@ -173,7 +184,7 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
         except Exception as exc:
             if metrics is not None:
                 metrics.requests.labels(name, label, PROTOCOL, status_of(exc).name).inc()
-            await abort(context, exc, "ModelInfer")
+            raise
         finally:
             if metrics is not None:
                 metrics.inflight.labels(PROTOCOL).dec()

@@ -1,15 +1,13 @@
-"""One structured (JSON) access-log line per HTTP request, on the `ferry.access` logger."""
+"""One structured (JSON) access-log line per HTTP request (see `ferry.serve.access`)."""
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger("ferry.access")
+from ferry.serve import access
 
 
 class AccessLog:
@@ -19,7 +17,7 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not log.isEnabledFor(logging.INFO):
+        if scope["type"] != "http" or not access.enabled():
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -36,7 +34,7 @@ class AccessLog:
             await self.app(scope, receive, record)
         finally:
             client = scope.get("client") or ("", 0)
-            log.info(json.dumps({
-                "method": scope["method"], "path": scope["path"], "status": state["status"],
-                "bytes": state["bytes"], "duration_ms": round(
-                    (time.perf_counter() - started) * 1000, 3), "client": client[0]}))
+            access.log_request(
+                protocol="http", method=scope["method"], path=scope["path"],
+                status=state["status"], bytes=state["bytes"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 3), client=client[0])
