@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates ferry/serve/grpc/generated/ from inference.proto with grpcio-tools' protoc.
 # Run from anywhere: ferry/serve/grpc/generate.sh [python]   (default: .venv/bin/python or python3)
+# Use a python with grpcio-tools==1.75.1 (python3 -m venv /tmp/gt && /tmp/gt/bin/pip install
+# grpcio-tools==1.75.1): its gencode (protobuf 6.31) runs on protobuf 6 and 7, and
+# tritonclient[grpc] still needs protobuf < 7.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
