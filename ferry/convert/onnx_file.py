@@ -2,8 +2,9 @@
 
 `read_file` opens a `.onnx` file (with any external data next to it); `read_file` and
 `convert` check the model with `onnx.checker.check_model(full_check=True)` and
-`onnx.shape_inference.infer_shapes(strict_mode=True)`, so a truncated, corrupt or invalid
-file is refused with one line saying what is wrong. The conversion returns the same graph;
+`onnx.shape_inference.infer_shapes(strict_mode=True)` (lenient where ONNX cannot infer an
+ai.onnx.ml operator's output type, see `_checked`), so a truncated, corrupt or invalid file is
+refused with one line saying what is wrong. The conversion returns the same graph;
 its signature is read off the graph (with shapes filled in by inference). The task is read
 off the outputs: exactly two, the first an int64 or string tensor of rank 1 and the second a
 floating-point tensor of rank 2, make a classifier (`label`, `probabilities`); anything else is
@@ -117,10 +118,24 @@ def _model(model: object) -> onnx.ModelProto:
 
 
 def _checked(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
-    """`model` with inferred shapes, once the checker and strict shape inference accept it."""
+    """`model` with inferred shapes, once the checker accepts it.
+
+    The structural check must pass. Strict shape inference is tried next; where it fails
+    only on a type it cannot infer (ONNX's inference is incomplete for some ai.onnx.ml
+    operators: skl2onnx's TreeEnsembleClassifier followed by Identity, for one), inference
+    runs again leniently, and ONNX Runtime loading the model in the check decides."""
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise InvalidInputError(f"{source} is not a valid ONNX model: {one_line(exc)}") from exc
     try:
         onnx.checker.check_model(model, full_check=True)
         return onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    except onnx.shape_inference.InferenceError as exc:
+        if "TypeInferenceError" not in str(exc) or "is null" not in str(exc):
+            raise InvalidInputError(f"{source} is not a valid ONNX model: {one_line(exc)}"
+                                    ) from exc
+        return onnx.shape_inference.infer_shapes(model)
     except Exception as exc:
         raise InvalidInputError(f"{source} is not a valid ONNX model: {one_line(exc)}") from exc
 

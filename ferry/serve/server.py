@@ -103,7 +103,8 @@ class Server:
         from ferry.serve.grpc.servicer import create_server
 
         server, port = create_server(self.dataplane, self.settings.host, self.settings.grpc_port,
-                                     self.settings.max_request_bytes, metrics=self.metrics)
+                                     self.settings.max_request_bytes, metrics=self.metrics,
+                                     reuse_port=self.reuse_port)
         await server.start()
         self._grpc, self.grpc_port = server, port
 

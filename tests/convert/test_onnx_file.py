@@ -206,3 +206,32 @@ def test_model_the_runtime_cannot_load_is_refused_in_one_line() -> None:
     with pytest.raises(UnsupportedModelError, match="cannot load the ONNX model") as raised:
         OnnxConverter().reference(model, np.zeros((2, 3), dtype=np.float32))
     assert "\n" not in str(raised.value)
+
+
+def test_skl2onnx_gradient_boosting_file_that_strict_inference_cannot_type(
+        tmp_path: Path) -> None:
+    """ONNX's strict shape inference cannot type the Identity after skl2onnx's
+    TreeEnsembleClassifier; ONNX Runtime runs the file, so ferry accepts it."""
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = make_classification(200, 20, random_state=0)
+    x = x.astype(np.float32)
+    pipe = Pipeline([("scale", StandardScaler()),
+                     ("boost", GradientBoostingClassifier(n_estimators=5))]).fit(x, y)
+    model = to_onnx(pipe, x[:1], options={id(pipe.steps[-1][1]): {"zipmap": False}},
+                    target_opset={"": 17, "ai.onnx.ml": 3})
+    path = tmp_path / "gb.onnx"
+    path.write_bytes(model.SerializeToString())
+    with pytest.raises(onnx.shape_inference.InferenceError):
+        onnx.shape_inference.infer_shapes(model, strict_mode=True)
+
+    converter = OnnxConverter()
+    conversion = converter.convert(converter.read_file(path), x[:10])
+
+    assert conversion.task == Task.CLASSIFICATION
+    predictor = OnnxPredictor(conversion.onnx_model.SerializeToString(), conversion.signature,
+                              conversion.task).load()
+    np.testing.assert_array_equal(predictor.predict(x[:20]), pipe.predict(x[:20]))

@@ -175,10 +175,10 @@ def test_two_worker_processes_share_the_port(tmp_path: Path) -> None:
                               artifacts_url=str(home / "artifacts"))
     ferry.register(LogisticRegression(max_iter=500).fit(x, y), "iris", sample=x.astype("float32"),
                    registry=registry)
-    port = _free_port()
+    port, grpc_port = _free_port(), _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "ferry", "serve", "--http-port", str(port), "--grpc-port", "-1",
-         "--workers", "2", "--no-access-log"],
+        [sys.executable, "-m", "ferry", "serve", "--http-port", str(port), "--grpc-port",
+         str(grpc_port), "--workers", "2", "--no-access-log"],
         env={**os.environ, "FERRY_HOME": str(home)}, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _get(port, "/v2/models/iris"))
@@ -187,12 +187,18 @@ def test_two_worker_processes_share_the_port(tmp_path: Path) -> None:
             time.sleep(0.2)
         statuses = [_get(port, "/v2/models/iris")[0] for _ in range(40)]
         workers = _children(process.pid)
+        import tritonclient.grpc as triton_grpc
+
+        grpc_ready = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}").is_model_ready(
+            "iris")
     finally:
         process.terminate()
-        process.communicate(timeout=60)
+        _, stderr = process.communicate(timeout=60)
 
     assert statuses == [200] * 40
+    assert grpc_ready
     assert len(workers) >= 1  # the parent serves too: 2 processes on one port
+    assert "Failed to bind" not in stderr
 
 
 def _children(pid: int) -> list[int]:

@@ -228,7 +228,8 @@ def _model_name(name: str) -> str:
 
 
 def create_server(dataplane: DataPlane, host: str, port: int, max_message_bytes: int,
-                  metrics: ServerMetrics | None = None) -> tuple[grpc.aio.Server, int]:
+                  metrics: ServerMetrics | None = None,
+                  reuse_port: bool = False) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server for `dataplane`, bound but not started, and the port it bound.
 
     Call it from a coroutine on the event loop that will run the server (grpc.aio binds the
@@ -239,7 +240,7 @@ def create_server(dataplane: DataPlane, host: str, port: int, max_message_bytes:
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", MAX_SEND_MESSAGE_BYTES),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ])
     inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
         InferenceServicer(dataplane, metrics), server)
