@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ferry.cli.output import fail, handles_errors
+from ferry.serve import access
 from ferry.serve.batching import (
     DEFAULT_INSTANCES,
     DEFAULT_MAX_BATCH_SIZE,
@@ -63,7 +64,7 @@ def serve(
         fail("--workers, --instances, --max-batch-size and --max-queue-size must be at least 1"
              " and --timeout-s positive")
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    logging.getLogger("ferry.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    access.configure(access_log)
     batching = BatchSettings(max_batch_size=max_batch_size,
                              max_queue_delay_s=max_queue_delay_ms / 1000,
                              preferred_batch_sizes=tuple(preferred_batch_size or ()),

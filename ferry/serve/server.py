@@ -25,7 +25,6 @@ from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.repository import ModelRepository
-from ferry.serve.rest.access_log import AccessLog
 from ferry.serve.rest.app import create_app
 from ferry.serve.settings import ServeSettings
 
@@ -83,8 +82,7 @@ class Server:
                  or "no models", self.settings.host, self.http_port, self.grpc_port)
 
     async def _start_http(self) -> None:
-        app = create_app(self.dataplane, self.metrics)
-        asgi = AccessLog(app) if self.settings.access_log else app
+        asgi = create_app(self.dataplane, self.metrics, self.settings.access_log)
         sock = bind(self.settings.host, self.settings.http_port, self.reuse_port)
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off",

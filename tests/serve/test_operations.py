@@ -135,7 +135,7 @@ def test_serve_command_serves_the_registry(tmp_path: Path) -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=30)
     assert process.returncode in (0, -15)
-    assert '"path": "/v2/models/iris"' in stderr  # the access log line
+    assert '"path":"/v2/models/iris"' in stderr  # the access log line
 
 
 def _free_port() -> int:

@@ -19,6 +19,7 @@ from ferry.errors import FerryError, RequestTooLargeError
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
 from ferry.serve.rest import codec
+from ferry.serve.rest.access_log import AccessLog
 from ferry.serve.rest.errors import handle_error
 from ferry.serve.rest.infer import InferEndpoint
 from ferry.serve.rest.openapi import DOCS_HTML, openapi_document
@@ -145,8 +146,9 @@ def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
     return [Route(path, endpoint, methods=methods), Route(versioned, endpoint, methods=methods)]
 
 
-def create_app(dataplane: DataPlane, metrics: ServerMetrics) -> ASGIApp:
-    """The REST API: the inference endpoint in front, Starlette routes for the rest."""
+def create_app(dataplane: DataPlane, metrics: ServerMetrics, access_log: bool = True) -> ASGIApp:
+    """The REST API: the inference endpoint in front (it logs its own access lines),
+    Starlette routes for the rest."""
     routes = [
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
@@ -165,4 +167,5 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics) -> ASGIApp:
                                                        Exception: handle_error})
     app.state.dataplane = dataplane
     app.state.metrics = metrics
-    return InferEndpoint(app, dataplane, metrics)
+    routes_app: ASGIApp = AccessLog(app) if access_log else app
+    return InferEndpoint(routes_app, dataplane, metrics, access_log)

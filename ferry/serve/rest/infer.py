@@ -15,6 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ferry.errors import InvalidInputError, RequestTooLargeError
+from ferry.serve import access
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.rest import codec
@@ -29,8 +30,10 @@ _BINARY_TYPE = (b"content-type", b"application/octet-stream")
 class InferEndpoint:
     """ASGI middleware answering inference requests itself and passing everything else on."""
 
-    def __init__(self, app: ASGIApp, dataplane: DataPlane, metrics: ServerMetrics):
+    def __init__(self, app: ASGIApp, dataplane: DataPlane, metrics: ServerMetrics,
+                 access_log: bool = True):
         self.app = app
+        self.access_log = access_log
         self.dataplane = dataplane
         self.metrics = metrics
         self._counters: dict[tuple[str, str, str], Any] = {}
@@ -67,6 +70,7 @@ class InferEndpoint:
             error = error_response(exc)
             self._count(name, label, str(error.status_code))
             await error(scope, receive, send)
+            self._log(scope, error.status_code, len(error.body), started)
             return
         finally:
             self._inflight.dec()
@@ -74,6 +78,15 @@ class InferEndpoint:
         self._count(name, label, "200")
         self._duration(name, label).observe(time.perf_counter() - started)
         self._response_size.observe(len(payload))
+        self._log(scope, 200, len(payload), started)
+
+    def _log(self, scope: Scope, status: int, size: int, started: float) -> None:
+        if self.access_log and access.enabled():
+            client = scope.get("client") or ("", 0)
+            access.log_request(protocol=PROTOCOL, method="POST", path=scope["path"],
+                               status=status, bytes=size,
+                               duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                               client=client[0])
 
     def _count(self, name: str, version: str, status: str) -> None:
         key = (name, version, status)
