@@ -3,6 +3,7 @@ extension (a JSON header of `Inference-Header-Content-Length` bytes, then raw te
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -105,7 +106,7 @@ def from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np
             array = np.asarray(data, dtype=numpy_dtype(datatype))
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInputError(f"input {name!r}: data is not {datatype}: {exc}") from exc
-    if array.size != int(np.prod(shape)):
+    if array.size != math.prod(shape):
         raise InvalidInputError(f"input {name!r}: {array.size} values do not fill shape"
                                 f" {list(shape)}")
     return array.reshape(shape)
@@ -113,7 +114,7 @@ def from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np
 
 def from_binary(raw: memoryview, datatype: str, shape: tuple[int, ...],
                 name: str) -> np.ndarray:
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     if datatype == BYTES:
         return _bytes_elements(raw, count, name).reshape(shape)
     dtype = numpy_dtype(datatype)
@@ -145,7 +146,7 @@ def _raw_request(body: bytes, single_input: TensorMetadata | None) -> InferenceR
                                 " exactly one input")
     shape = list(single_input.shape)
     element = 1 if single_input.datatype == BYTES else numpy_dtype(single_input.datatype).itemsize
-    known = int(np.prod([d for d in shape[1:] if d > 0] or [1]))
+    known = math.prod([d for d in shape[1:] if d > 0] or [1])
     shape = [1, *[d if d > 0 else len(body) // (element * known) for d in shape[1:]]]
     data = from_binary(memoryview(body), single_input.datatype, tuple(shape), single_input.name)
     return InferenceRequest(inputs=[InferInput(single_input.name, single_input.datatype,
