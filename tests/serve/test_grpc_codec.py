@@ -186,7 +186,7 @@ def _one_input(datatype: str, shape: list[int], contents: pb.InferTensorContents
      "out of the range of INT8"),
     (_one_input("FP16", [1], pb.InferTensorContents(fp32_contents=[1.0])),
      "FP16 has no typed contents field"),
-    (_one_input("BYTES", [2], raw=[b"\x01\0\0\0a"]), "cannot hold the 2 elements"),
+    (_one_input("BYTES", [2], raw=[b"\x01\0\0\0a"]), "cannot hold 2 BYTES elements"),
     (_one_input("BYTES", [1], raw=[b"\x05\0\0\0ab"]), "BYTES data"),
     (_one_input("BYTES", [1], raw=[b"\x01\0\0\0ab"]), "1 extra bytes"),
     (_one_input("FP32", [1]), "do not fill shape"),

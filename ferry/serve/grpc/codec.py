@@ -10,7 +10,6 @@ otherwise, except that a datatype without a typed field (FP16) makes the whole r
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 from ferry.errors import InvalidInputError
 from ferry.serve.datatypes import BYTES, numpy_dtype, to_bytes_array
 from ferry.serve.grpc.generated import inference_pb2 as pb
-from ferry.serve.rest.codec import from_binary
+from ferry.serve.tensors import from_raw, to_raw
 from ferry.serve.types import (
     InferenceRequest,
     InferenceResponse,
@@ -29,7 +28,6 @@ from ferry.serve.types import (
     RequestedOutput,
 )
 
-_LENGTH = struct.Struct("<I")
 _INT64 = (-(2**63), 2**63 - 1)
 _UINT64_MAX = 2**64 - 1
 
@@ -108,16 +106,8 @@ def _input(tensor: pb.ModelInferRequest.InferInputTensor, position: int,
         raise InvalidInputError(f"input {name!r} sets contents while the request uses"
                                 " raw_input_contents: send every input one way or the other")
     else:
-        data = _from_raw(raw, datatype, shape, name)
+        data = from_raw(raw, datatype, shape, name)
     return InferInput(name, datatype, shape, data, parameters)
-
-
-def _from_raw(raw: bytes, datatype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
-    count = math.prod(shape)
-    if datatype == BYTES and count * _LENGTH.size > len(raw):
-        raise InvalidInputError(f"input {name!r}: {len(raw)} bytes of raw BYTES data cannot hold"
-                                f" the {count} elements of shape {list(shape)}")
-    return from_binary(memoryview(raw), datatype, shape, name)
 
 
 def _from_contents(tensor: pb.ModelInferRequest.InferInputTensor, datatype: str,
@@ -230,18 +220,6 @@ def _selected(outputs: list[InferOutput],
         return outputs
     by_name = {output.name: output for output in outputs}
     return [by_name[r.name] for r in requested if r.name in by_name]
-
-
-def to_raw(datatype: str, data: np.ndarray) -> bytes:
-    """A tensor's raw contents: little-endian row-major values, or length-prefixed BYTES."""
-    if datatype == BYTES:
-        parts = []
-        for value in to_bytes_array(data):
-            parts.append(_LENGTH.pack(len(value)))
-            parts.append(value)
-        return b"".join(parts)
-    dtype = numpy_dtype(datatype).newbyteorder("<")
-    return np.ascontiguousarray(data, dtype=dtype).tobytes()
 
 
 def _fill_contents(contents: pb.InferTensorContents, datatype: str, data: np.ndarray) -> None:

@@ -4,7 +4,6 @@ extension (a JSON header of `Inference-Header-Content-Length` bytes, then raw te
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
 
 import numpy as np
@@ -12,6 +11,7 @@ import orjson
 
 from ferry.errors import InvalidInputError
 from ferry.serve.datatypes import BYTES, numpy_dtype, to_bytes_array
+from ferry.serve.tensors import from_raw, to_raw
 from ferry.serve.types import (
     InferenceRequest,
     InferenceResponse,
@@ -22,7 +22,6 @@ from ferry.serve.types import (
 )
 
 BINARY_SIZE = "binary_data_size"
-_LENGTH = struct.Struct("<I")
 
 
 def loads(body: bytes | memoryview) -> Any:
@@ -77,7 +76,7 @@ def _input(item: Any, position: int, binary: memoryview,
         if not isinstance(size, int) or size < 0 or offset + size > len(binary):
             raise InvalidInputError(f"input {name!r}: binary_data_size {size!r} exceeds the"
                                     f" {len(binary) - offset} bytes of binary data left")
-        data = from_binary(binary[offset:offset + size], datatype, shape, name)
+        data = from_raw(binary[offset:offset + size], datatype, shape, name)
         return InferInput(name, datatype, shape, data, parameters), offset + size
     if "data" not in item:
         raise InvalidInputError(f"input {name!r} has neither 'data' nor binary_data_size")
@@ -112,34 +111,6 @@ def from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np
     return array.reshape(shape)
 
 
-def from_binary(raw: memoryview, datatype: str, shape: tuple[int, ...],
-                name: str) -> np.ndarray:
-    count = math.prod(shape)
-    if datatype == BYTES:
-        return _bytes_elements(raw, count, name).reshape(shape)
-    dtype = numpy_dtype(datatype)
-    if len(raw) != count * dtype.itemsize:
-        raise InvalidInputError(f"input {name!r}: {len(raw)} bytes do not hold shape"
-                                f" {list(shape)} of {datatype}")
-    return np.frombuffer(raw, dtype=dtype.newbyteorder("<")).reshape(shape)
-
-
-def _bytes_elements(raw: memoryview, count: int, name: str) -> np.ndarray:
-    if count * _LENGTH.size > len(raw):
-        raise InvalidInputError(f"input {name!r}: {len(raw)} bytes cannot hold {count} BYTES"
-                                " elements")
-    out, offset = np.empty(count, dtype=object), 0
-    for index in range(count):
-        if offset + 4 > len(raw):
-            raise InvalidInputError(f"input {name!r}: BYTES data ends after {index} elements")
-        (length,) = _LENGTH.unpack_from(raw, offset)
-        out[index] = bytes(raw[offset + 4:offset + 4 + length])
-        offset += 4 + length
-    if offset != len(raw):
-        raise InvalidInputError(f"input {name!r}: BYTES data has {len(raw) - offset} extra bytes")
-    return out
-
-
 def _raw_request(body: bytes, single_input: TensorMetadata | None) -> InferenceRequest:
     if single_input is None:
         raise InvalidInputError("a raw binary request (header length 0) needs a model with"
@@ -148,7 +119,7 @@ def _raw_request(body: bytes, single_input: TensorMetadata | None) -> InferenceR
     element = 1 if single_input.datatype == BYTES else numpy_dtype(single_input.datatype).itemsize
     known = math.prod([d for d in shape[1:] if d > 0] or [1])
     shape = [1, *[d if d > 0 else len(body) // (element * known) for d in shape[1:]]]
-    data = from_binary(memoryview(body), single_input.datatype, tuple(shape), single_input.name)
+    data = from_raw(memoryview(body), single_input.datatype, tuple(shape), single_input.name)
     return InferenceRequest(inputs=[InferInput(single_input.name, single_input.datatype,
                                                tuple(shape), data)],
                             parameters={"binary_data_output": True})
@@ -191,7 +162,7 @@ def encode_response(response: InferenceResponse,
         entry: dict[str, Any] = {"name": output.name, "datatype": output.datatype,
                                  "shape": list(output.shape)}
         if binary:
-            chunk = to_binary(output)
+            chunk = to_raw(output.datatype, output.data)
             entry["parameters"] = {BINARY_SIZE: len(chunk)}
             chunks.append(chunk)
         else:
@@ -209,12 +180,6 @@ def _json_data(output: InferOutput) -> Any:
         return [v.decode(errors="replace") if isinstance(v, bytes) else str(v)
                 for v in output.data.reshape(-1)]
     return np.ascontiguousarray(output.data).reshape(-1)
-
-
-def to_binary(output: InferOutput) -> bytes:
-    if output.datatype == BYTES:
-        return b"".join(_LENGTH.pack(len(v)) + v for v in to_bytes_array(output.data))
-    return np.ascontiguousarray(output.data, dtype=output.data.dtype.newbyteorder("<")).tobytes()
 
 
 def dumps(document: Any) -> bytes:
