@@ -14,40 +14,14 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression
+from tree_helpers import assert_same_outputs, check, split
 
 from ferry.convert import converter_for
-from ferry.convert.base import Conversion
-from ferry.convert.check import ConversionCheck, compare
 from ferry.convert.lightgbm import LightGBMConverter, LightGBMModel
 from ferry.errors import UnsupportedModelError
-from ferry.runtime.onnx_runtime import OnnxPredictor
-from ferry.runtime.predictor import Outputs
 from ferry.signature import Layout, Role, Task
 
-HELD_OUT = 60
 SMALL = {"n_estimators": 20, "num_leaves": 15, "n_jobs": 1, "verbose": -1}
-
-
-def split(loader: Callable[..., Any]) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
-    """Training rows, their targets and held-out rows, shuffled with a fixed seed."""
-    X, y = loader(return_X_y=True, as_frame=True)
-    order = np.random.default_rng(0).permutation(len(X))
-    X, y = X.iloc[order].reset_index(drop=True), y.iloc[order].reset_index(drop=True)
-    return X.iloc[:-HELD_OUT], y.iloc[:-HELD_OUT], X.iloc[-HELD_OUT:]
-
-
-def check(converter: LightGBMConverter, model: object, conversion: Conversion,
-          held_out: pd.DataFrame | np.ndarray) -> ConversionCheck:
-    predictor = OnnxPredictor(conversion.onnx_model.SerializeToString(), conversion.signature,
-                              conversion.task).load()
-    return compare(converter.reference(model, held_out), predictor.outputs(held_out),
-                   data="sample")
-
-
-def assert_same_outputs(want: Outputs, got: Outputs) -> None:
-    assert want.keys() == got.keys()
-    for role in want:
-        np.testing.assert_array_equal(want[role], got[role])
 
 
 @pytest.fixture(scope="module")
