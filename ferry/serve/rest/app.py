@@ -15,13 +15,13 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from ferry.errors import FerryError, RequestTooLargeError
+from ferry.errors import FerryError
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
 from ferry.serve.rest import codec
 from ferry.serve.rest.access_log import AccessLog
 from ferry.serve.rest.errors import handle_error
-from ferry.serve.rest.infer import InferEndpoint
+from ferry.serve.rest.infer import InferEndpoint, read_limited_body
 from ferry.serve.rest.openapi import DOCS_HTML, openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
 from ferry.serve.types import TensorMetadata
@@ -47,18 +47,8 @@ def _version(request: Request) -> str | None:
 
 async def read_body(request: Request) -> bytes:
     """The body, refused with 413 as soon as it passes the server's limit."""
-    limit = _plane(request).settings.max_request_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(f"request body of {declared} bytes is over the limit of"
-                                   f" {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await read_limited_body(request.receive, dict(request.scope["headers"]),
+                                   _plane(request).settings.max_request_bytes)
 
 
 async def live(request: Request) -> Response:

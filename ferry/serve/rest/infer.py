@@ -59,7 +59,8 @@ class InferEndpoint:
             served = self.dataplane.repository.get(name, version)
             label = served.version_label
             headers = _headers(scope)
-            body = await _read_body(receive, headers, self.dataplane.settings.max_request_bytes)
+            limit = self.dataplane.settings.max_request_bytes
+            body = await read_limited_body(receive, headers, limit)
             self._request_size.observe(len(body))
             header_length = _header_length(headers)
             single = served.metadata(()).inputs[0] if header_length == 0 else None
@@ -110,7 +111,7 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
             if key in (b"content-length", b"inference-header-content-length")}
 
 
-async def _read_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
+async def read_limited_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestTooLargeError(f"request body of {int(declared)} bytes is over the limit"
