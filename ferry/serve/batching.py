@@ -82,6 +82,12 @@ class DynamicBatcher:
         return len(self._queue)
 
     async def submit(self, inputs: Arrays, rows: int, timeout_s: float | None = None) -> Arrays:
+        return await self.enqueue(inputs, rows, timeout_s)
+
+    def enqueue(self, inputs: Arrays, rows: int,
+                timeout_s: float | None = None) -> asyncio.Future[Arrays]:
+        """Queue the request and return the future of its outputs (cancel it to drop the
+        request). Must be called on the event loop's thread."""
         if len(self._queue) >= self.settings.max_queue_size:
             raise ServerOverloadedError(
                 f"queue full ({self.settings.max_queue_size} requests waiting): retry later",
@@ -93,7 +99,7 @@ class DynamicBatcher:
         self._ensure_worker()
         assert self._wakeup is not None
         self._wakeup.set()
-        return await pending.future
+        return pending.future
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():

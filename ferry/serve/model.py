@@ -7,6 +7,8 @@ calls ONNX Runtime (or the native framework) once per batch.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,12 +55,18 @@ class ServedModel:
 
     async def infer(self, request: InferenceRequest,
                     timeout_s: float | None = None) -> InferenceResponse:
+        pending = self.begin(request, timeout_s)
+        await pending.future
+        return pending.response()
+
+    def begin(self, request: InferenceRequest,
+              timeout_s: float | None = None) -> PendingInference:
+        """Check the request and queue it on the batcher; its future completes when the
+        batch that carries it has run (for servers that answer from a callback)."""
         arrays, rows = self.arrays(request)
         wanted = self._wanted_outputs(request)
-        results = await self.batcher.submit(arrays, rows, timeout_s)
-        outputs = [_output(spec, results[spec.name]) for spec in wanted]
-        return InferenceResponse(model_name=self.name, model_version=self.version_label,
-                                 outputs=outputs, id=request.id)
+        return PendingInference(self, request, wanted,
+                                self.batcher.enqueue(arrays, rows, timeout_s))
 
     def arrays(self, request: InferenceRequest) -> tuple[Arrays, int]:
         """The request's tensors as the model's input arrays, and the batch size."""
@@ -136,6 +144,24 @@ class ServedModel:
         outputs = self.predictor.outputs(data)
         return {spec.name: outputs[spec.role] for spec in self._outputs
                 if spec.role is not None and spec.role in outputs}
+
+
+@dataclass(slots=True)
+class PendingInference:
+    """A queued request: `future` gives the batch's outputs, `response()` the answer."""
+
+    model: ServedModel
+    request: InferenceRequest
+    wanted: list[TensorSpec]
+    future: asyncio.Future[Arrays]
+
+    def response(self) -> InferenceResponse:
+        """The response, once `future` is done (raises the batch's error if it failed)."""
+        results = self.future.result()
+        return InferenceResponse(
+            model_name=self.model.name, model_version=self.model.version_label,
+            outputs=[_output(spec, results[spec.name]) for spec in self.wanted],
+            id=self.request.id)
 
 
 def _text(value: Any) -> str:

@@ -26,6 +26,7 @@ from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.repository import ModelRepository
 from ferry.serve.rest.app import create_app
+from ferry.serve.rest.protocol import protocol_class
 from ferry.serve.settings import ServeSettings
 
 log = logging.getLogger("ferry.serve")
@@ -87,7 +88,7 @@ class Server:
         self.http_port = sock.getsockname()[1]
         config = uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=int(self.settings.shutdown_grace_s),
-                                loop="none", http="httptools")
+                                loop="none", http=protocol_class(asgi.calls))
         self._uvicorn = uvicorn.Server(config)
         self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock])))
         while not self._uvicorn.started:

@@ -21,7 +21,7 @@ from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
 from ferry.serve.rest import codec
 from ferry.serve.rest.access_log import AccessLog
 from ferry.serve.rest.errors import handle_error
-from ferry.serve.rest.infer import InferEndpoint, read_limited_body
+from ferry.serve.rest.infer import InferenceCalls, InferEndpoint, read_limited_body
 from ferry.serve.rest.openapi import DOCS_HTML, openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
 from ferry.serve.types import TensorMetadata
@@ -136,7 +136,8 @@ def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
     return [Route(path, endpoint, methods=methods), Route(versioned, endpoint, methods=methods)]
 
 
-def create_app(dataplane: DataPlane, metrics: ServerMetrics, access_log: bool = True) -> ASGIApp:
+def create_app(dataplane: DataPlane, metrics: ServerMetrics,
+               access_log: bool = True) -> InferEndpoint:
     """The REST API: the inference endpoint in front (it logs its own access lines),
     Starlette routes for the rest."""
     routes = [
@@ -158,4 +159,4 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics, access_log: bool = 
     app.state.dataplane = dataplane
     app.state.metrics = metrics
     routes_app: ASGIApp = AccessLog(app) if access_log else app
-    return InferEndpoint(routes_app, dataplane, metrics, access_log)
+    return InferEndpoint(routes_app, InferenceCalls(dataplane, metrics, access_log))

@@ -1,9 +1,11 @@
-"""The inference endpoint as a bare ASGI app, in front of the Starlette routes.
+"""The inference endpoint, `POST /v2/models/{name}[/versions/{version}]/infer`.
 
-`POST /v2/models/{name}[/versions/{version}]/infer` is the one path that runs thousands of
-times a second, so it skips routing, middleware and request/response objects: match the path,
-read the body, decode, submit to the model's batcher, send the answer. Every other path goes
-on to the Starlette app. Errors become `{"error": ...}` through the same mapping.
+It is the one path that runs thousands of times a second, so it skips routing, middleware and
+request/response objects. `InferenceCalls` holds what any HTTP front end needs: decode the body,
+queue the request on the model's batcher, encode the answer or the error, count and log.
+Two front ends use it: `ferry.serve.rest.protocol` answers straight from the HTTP parser's
+callbacks (what `ferry serve` runs), and `InferEndpoint` is the same as ASGI middleware in
+front of the Starlette routes (pipelined requests, and the app mounted in another server).
 """
 
 from __future__ import annotations
@@ -18,29 +20,129 @@ from ferry.errors import InvalidInputError, RequestTooLargeError
 from ferry.serve import access
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import ServerMetrics
+from ferry.serve.model import PendingInference
 from ferry.serve.rest import codec
 from ferry.serve.rest.errors import error_response
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 PROTOCOL = "http"
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-_BINARY_TYPE = (b"content-type", b"application/octet-stream")
+JSON_TYPE = b"application/json"
+BINARY_TYPE = b"application/octet-stream"
+CLIENT_CLOSED = "499"
+"""The status counted for a request whose client closed the connection before the answer."""
+
+Headers = list[tuple[bytes, bytes]]
 
 
-class InferEndpoint:
-    """ASGI middleware answering inference requests itself and passing everything else on."""
+class InferCall:
+    """One inference request on its way through: what the metrics and the log need."""
 
-    def __init__(self, app: ASGIApp, dataplane: DataPlane, metrics: ServerMetrics,
-                 access_log: bool = True):
-        self.app = app
-        self.access_log = access_log
+    __slots__ = ("client", "label", "name", "path", "pending", "started")
+
+    def __init__(self, name: str, version: str | None, path: str, client: str):
+        self.name = name
+        self.label = version or ""
+        self.path = path
+        self.client = client
+        self.started = time.perf_counter()
+        self.pending: PendingInference | None = None
+
+
+class InferenceCalls:
+    """Decode, queue, encode, count and log inference requests, for any HTTP front end."""
+
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, access_log: bool = True):
         self.dataplane = dataplane
         self.metrics = metrics
+        self.access_log = access_log
+        self.max_request_bytes = dataplane.settings.max_request_bytes
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._durations: dict[tuple[str, str], Any] = {}
         self._inflight = metrics.inflight.labels(PROTOCOL)
         self._request_size = metrics.request_size.labels(PROTOCOL)
         self._response_size = metrics.response_size.labels(PROTOCOL)
+
+    def open(self, name: str, version: str | None, path: str, client: str) -> InferCall:
+        """A request has arrived; `answer` or `fail` closes it."""
+        self._inflight.inc()
+        return InferCall(name, version, path, client)
+
+    def begin(self, call: InferCall, body: bytes, header_length: bytes | None) -> None:
+        """Decode the body and queue it on the model's batcher (`call.pending`); raises on
+        bad input, an unknown model or a full queue."""
+        served = self.dataplane.repository.get(call.name, call.label or None)
+        call.label = served.version_label
+        self._request_size.observe(len(body))
+        length = _header_length(header_length)
+        single = served.metadata(()).inputs[0] if length == 0 else None
+        request = codec.decode_request(body, length, single)
+        call.pending = served.begin(request, self.dataplane.settings.request_timeout_s)
+
+    def answer(self, call: InferCall) -> tuple[bytes, Headers]:
+        """The response body and headers once `call.pending` is done; raises what failed."""
+        assert call.pending is not None
+        payload, json_length = codec.encode_response(call.pending.response(),
+                                                     call.pending.request)
+        self._inflight.dec()
+        self._count(call, "200")
+        self._duration(call).observe(time.perf_counter() - call.started)
+        self._response_size.observe(len(payload))
+        self._log(call, 200, len(payload))
+        if json_length is None:
+            return payload, [(b"content-type", JSON_TYPE)]
+        return payload, [(b"content-type", BINARY_TYPE),
+                         (b"inference-header-content-length", str(json_length).encode())]
+
+    def fail(self, call: InferCall, exc: BaseException) -> tuple[int, bytes, Headers]:
+        """The error answer (status, body, headers) for what `begin` or `answer` raised."""
+        self._inflight.dec()
+        error = error_response(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+        headers = [(k, v) for k, v in error.raw_headers if k != b"content-length"]
+        self._count(call, str(error.status_code))
+        self._log(call, error.status_code, len(error.body))
+        return error.status_code, bytes(error.body), headers
+
+    def abandon(self, call: InferCall) -> None:
+        """The client went away before its answer: counted and logged as status 499."""
+        self._inflight.dec()
+        self._count(call, CLIENT_CLOSED)
+        self._log(call, int(CLIENT_CLOSED), 0)
+
+    def too_large(self, size: int | None = None) -> RequestTooLargeError:
+        what = "request body" if size is None else f"request body of {size} bytes"
+        return RequestTooLargeError(f"{what} is over the limit of {self.max_request_bytes}"
+                                    " bytes")
+
+    def _log(self, call: InferCall, status: int, size: int) -> None:
+        if self.access_log and access.enabled():
+            access.log_request(protocol=PROTOCOL, method="POST", path=call.path, status=status,
+                               bytes=size,
+                               duration_ms=round((time.perf_counter() - call.started) * 1000, 3),
+                               client=call.client)
+
+    def _count(self, call: InferCall, status: str) -> None:
+        key = (call.name, call.label, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.requests.labels(
+                call.name, call.label, PROTOCOL, status)
+        counter.inc()
+
+    def _duration(self, call: InferCall) -> Any:
+        key = (call.name, call.label)
+        histogram = self._durations.get(key)
+        if histogram is None:
+            histogram = self._durations[key] = self.metrics.request_duration.labels(
+                call.name, call.label, PROTOCOL)
+        return histogram
+
+
+class InferEndpoint:
+    """ASGI middleware answering inference requests itself and passing everything else on."""
+
+    def __init__(self, app: ASGIApp, calls: InferenceCalls):
+        self.app = app
+        self.calls = calls
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -52,58 +154,21 @@ class InferEndpoint:
 
     async def _infer(self, name: str, version: str | None, scope: Scope, receive: Receive,
                      send: Send) -> None:
-        started = time.perf_counter()
-        label = version or ""
-        self._inflight.inc()
+        client = scope.get("client") or ("", 0)
+        call = self.calls.open(name, version, scope["path"], client[0])
         try:
-            served = self.dataplane.repository.get(name, version)
-            label = served.version_label
             headers = _headers(scope)
-            limit = self.dataplane.settings.max_request_bytes
-            body = await read_limited_body(receive, headers, limit)
-            self._request_size.observe(len(body))
-            header_length = _header_length(headers)
-            single = served.metadata(()).inputs[0] if header_length == 0 else None
-            request = codec.decode_request(body, header_length, single)
-            response = await served.infer(request, self.dataplane.settings.request_timeout_s)
-            payload, json_length = codec.encode_response(response, request)
+            body = await read_limited_body(receive, headers, self.calls.max_request_bytes)
+            self.calls.begin(call, body, headers.get(b"inference-header-content-length"))
+            assert call.pending is not None
+            await call.pending.future
+            payload, extra = self.calls.answer(call)
+            status = 200
         except Exception as exc:
-            error = error_response(exc)
-            self._count(name, label, str(error.status_code))
-            await error(scope, receive, send)
-            self._log(scope, error.status_code, len(error.body), started)
-            return
-        finally:
-            self._inflight.dec()
-        await _send(send, payload, json_length)
-        self._count(name, label, "200")
-        self._duration(name, label).observe(time.perf_counter() - started)
-        self._response_size.observe(len(payload))
-        self._log(scope, 200, len(payload), started)
-
-    def _log(self, scope: Scope, status: int, size: int, started: float) -> None:
-        if self.access_log and access.enabled():
-            client = scope.get("client") or ("", 0)
-            access.log_request(protocol=PROTOCOL, method="POST", path=scope["path"],
-                               status=status, bytes=size,
-                               duration_ms=round((time.perf_counter() - started) * 1000, 3),
-                               client=client[0])
-
-    def _count(self, name: str, version: str, status: str) -> None:
-        key = (name, version, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.metrics.requests.labels(
-                name, version, PROTOCOL, status)
-        counter.inc()
-
-    def _duration(self, name: str, version: str) -> Any:
-        key = (name, version)
-        histogram = self._durations.get(key)
-        if histogram is None:
-            histogram = self._durations[key] = self.metrics.request_duration.labels(
-                name, version, PROTOCOL)
-        return histogram
+            status, payload, extra = self.calls.fail(call, exc)
+        length = (b"content-length", str(len(payload)).encode())
+        await send({"type": "http.response.start", "status": status, "headers": [*extra, length]})
+        await send({"type": "http.response.body", "body": payload})
 
 
 def _headers(scope: Scope) -> dict[bytes, bytes]:
@@ -133,22 +198,10 @@ async def read_limited_body(receive: Receive, headers: dict[bytes, bytes], limit
     return b"".join(chunks)
 
 
-def _header_length(headers: dict[bytes, bytes]) -> int | None:
-    value = headers.get(b"inference-header-content-length")
+def _header_length(value: bytes | None) -> int | None:
     if value is None:
         return None
     if not value.isdigit():
         raise InvalidInputError("Inference-Header-Content-Length must be a number, got"
                                 f" {value.decode(errors='replace')!r}")
     return int(value)
-
-
-async def _send(send: Send, payload: bytes, json_length: int | None) -> None:
-    length = (b"content-length", str(len(payload)).encode())
-    if json_length is None:
-        headers = [*_JSON_HEADERS, length]
-    else:
-        headers = [_BINARY_TYPE, length,
-                   (b"inference-header-content-length", str(json_length).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,195 @@
+"""HTTP/1.1 for `ferry serve`: uvicorn's httptools protocol, with inference answered from the
+parser's callbacks.
+
+uvicorn runs every request as an ASGI task: a scope, receive and send awaitables, header
+checks, and the status line and the body written in two packets. For the inference path that
+is most of the server's time per request. Here an inference request is decoded when its body
+is complete, queued on the batcher, and answered by a callback on the batch's future, in one
+write, with no task of its own. Every other request, and a request pipelined behind one not
+yet answered, goes the ASGI way to the same app (whose `InferEndpoint` answers the same).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ferry.serve.rest.infer import INFER_PATH, Headers, InferCall, InferenceCalls
+
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_FAST_PATH = re.compile(INFER_PATH.pattern.encode())
+"""The inference path on the raw (still percent-encoded) bytes; one with a `%` goes the ASGI
+way, which decodes it."""
+
+
+class _NoEvent:
+    """uvicorn sets the cycle's event when the connection goes; a callback needs none."""
+
+    def set(self) -> None:
+        pass
+
+
+_NO_EVENT = _NoEvent()
+
+
+class InferExchange:
+    """One inference request read by the protocol (it stands in for uvicorn's cycle)."""
+
+    __slots__ = (
+        "body",
+        "call",
+        "disconnected",
+        "header_length",
+        "keep_alive",
+        "message_event",
+        "response_complete",
+        "size",
+        "too_large",
+    )
+
+    def __init__(self, call: InferCall, header_length: bytes | None, keep_alive: bool):
+        self.call = call
+        self.body: list[bytes] = []
+        self.size = 0
+        self.too_large = False
+        self.header_length = header_length
+        self.keep_alive = keep_alive
+        self.response_complete = False
+        self.disconnected = False
+        self.message_event = _NO_EVENT
+
+
+class InferHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the inference fast path; see the module docstring.
+    `protocol_class(calls)` binds it to a server's `InferenceCalls`."""
+
+    calls: InferenceCalls
+
+    def on_headers_complete(self) -> None:
+        if self.parser.get_method() == b"POST" and self._idle():
+            path = httptools.parse_url(self.url).path
+            match = _FAST_PATH.fullmatch(path)
+            if match is not None and b"%" not in path:
+                self._begin_exchange(match.group(1).decode(),
+                                     _optional(match.group(2)), path.decode())
+                return
+        super().on_headers_complete()
+
+    def _idle(self) -> bool:
+        return (not self.pipeline and self.limit_concurrency is None
+                and (self.cycle is None or self.cycle.response_complete)
+                and not self.parser.should_upgrade())
+
+    def _begin_exchange(self, name: str, version: str | None, path: str) -> None:
+        client = self.client[0] if self.client else ""
+        header_length, declared = None, None
+        for key, value in self.headers:
+            if key == b"inference-header-content-length":
+                header_length = value
+            elif key == b"content-length":
+                declared = value
+        keep_alive = (self.parser.get_http_version() == "1.1"
+                      and self.parser.should_keep_alive())
+        exchange = InferExchange(self.calls.open(name, version, path, client), header_length,
+                                 keep_alive)
+        self.cycle = exchange  # type: ignore[assignment]
+        limit = self.calls.max_request_bytes
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            exchange.too_large = True
+            if self.expect_100_continue:  # refuse before the client sends the body
+                exchange.keep_alive = False
+                self._fail(exchange, self.calls.too_large(int(declared)))
+        elif self.expect_100_continue:
+            self.transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.cycle
+        if not isinstance(exchange, InferExchange):
+            super().on_body(body)
+            return
+        if exchange.response_complete or exchange.too_large:
+            return
+        exchange.size += len(body)
+        if exchange.size > self.calls.max_request_bytes:
+            exchange.too_large = True
+            exchange.body.clear()
+            return
+        exchange.body.append(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self.cycle
+        if not isinstance(exchange, InferExchange):
+            super().on_message_complete()
+            return
+        if exchange.response_complete:
+            return
+        if exchange.too_large:
+            self._fail(exchange, self.calls.too_large())
+            return
+        body = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
+        exchange.body = []
+        try:
+            self.calls.begin(exchange.call, body, exchange.header_length)
+        except Exception as exc:
+            self._fail(exchange, exc)
+            return
+        assert exchange.call.pending is not None
+        exchange.call.pending.future.add_done_callback(
+            lambda _future: self._answer(exchange))
+
+    def _answer(self, exchange: InferExchange) -> None:
+        if exchange.disconnected:
+            self.calls.abandon(exchange.call)
+            exchange.response_complete = True
+            return
+        try:
+            payload, headers = self.calls.answer(exchange.call)
+        except BaseException as exc:  # the batch's error, or a cancelled future
+            self._fail(exchange, exc)
+            return
+        self._write(exchange, 200, payload, headers)
+
+    def _fail(self, exchange: InferExchange, exc: BaseException) -> None:
+        status, payload, headers = self.calls.fail(exchange.call, exc)
+        self._write(exchange, status, payload, headers)
+
+    def _write(self, exchange: InferExchange, status: int, payload: bytes,
+               headers: Headers) -> None:
+        """Status line, headers and body in one write; then what uvicorn does after a
+        response (keep-alive timer, the next pipelined request, or closing)."""
+        if exchange.response_complete:
+            return
+        exchange.response_complete = True
+        if exchange.disconnected:
+            return
+        content = [STATUS_LINE[status]]
+        for key, value in [*self.server_state.default_headers, *headers]:
+            content += [key, b": ", value, b"\r\n"]
+        content += [b"content-length: ", str(len(payload)).encode(), b"\r\n"]
+        if not exchange.keep_alive:
+            content.append(b"connection: close\r\n")
+        content += [b"\r\n", payload]
+        self.transport.write(b"".join(content))
+        if not exchange.keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        exchange = self.cycle
+        if isinstance(exchange, InferExchange) and not exchange.response_complete:
+            pending = exchange.call.pending
+            if pending is not None:
+                pending.future.cancel()  # the batcher skips a request nobody waits for
+        super().connection_lost(exc)
+
+
+def _optional(value: bytes | None) -> str | None:
+    return None if value is None else value.decode()
+
+
+def protocol_class(calls: InferenceCalls) -> type[Any]:
+    """An `InferHttpProtocol` bound to one server's inference calls, for `uvicorn.Config`."""
+    return type("FerryHttpProtocol", (InferHttpProtocol,), {"calls": calls})
