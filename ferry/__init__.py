@@ -4,11 +4,13 @@
     version = ferry.register(model, "churn", sample=X_train[:500])
     predictor = ferry.load("churn@production")
     predictor.predict(X)
+    result = ferry.optimize("churn:1")   # the fastest variant that predicts the same
 """
 
 from ferry.convert.check import Tolerance
 from ferry.errors import FerryError
 from ferry.loading import load, load_sample
+from ferry.optimizer import optimize
 from ferry.registration import Lineage, register
 from ferry.registry import ModelVersion, Registry
 from ferry.runtime.predictor import Predictor
@@ -27,5 +29,6 @@ __all__ = [
     "__version__",
     "load",
     "load_sample",
+    "optimize",
     "register",
 ]

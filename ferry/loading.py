@@ -9,8 +9,9 @@ from ferry.convert import SavedOriginal, converter_for
 from ferry.data import sample_from_parquet
 from ferry.registry import ModelVersion, Registry, Runtime
 from ferry.runtime.native import NativePredictor
-from ferry.runtime.onnx_runtime import OnnxPredictor, SessionSettings
+from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.runtime.predictor import Predictor
+from ferry.runtime.runtimes import runtime_loader
 from ferry.uri import ModelURI
 
 
@@ -22,15 +23,12 @@ def load(uri: str | ModelURI, *, registry: Registry | None = None) -> Predictor:
 
 def load_version(version: ModelVersion, registry: Registry,
                  default_session: SessionSettings | None = None) -> Predictor:
-    """The predictor for `version`; ONNX Runtime settings recorded on the version (by the
-    optimizer) win over `default_session`."""
-    if version.runtime == Runtime.ONNX:
-        recorded = version.runtime_settings.get("onnxruntime")
-        settings = (SessionSettings(**recorded) if recorded is not None
-                    else default_session or SessionSettings())
-        return OnnxPredictor(registry.read_artifact(version, "onnx"), version.signature,
-                             version.task, settings=settings, model=version.name,
-                             version=version.version).load()
+    """The predictor for `version`, on the runtime it records; ONNX Runtime settings recorded
+    on the version (by the optimizer) win over `default_session`."""
+    if version.runtime != Runtime.NATIVE:
+        loader = runtime_loader(version.runtime)
+        return loader(version, lambda kind: registry.read_artifact(version, kind),
+                      default_session)
     converter = converter_for(version.framework)
     original = converter.load(SavedOriginal(registry.read_artifact(version, "original"),
                                             version.original_format))

@@ -1,10 +1,11 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import bench, serve
+from ferry.cli import bench, optimize, serve
 from ferry.cli.app import app
 
 serve.register(app)
 bench.register(app)
+optimize.register(app)
 
 
 def main() -> None:

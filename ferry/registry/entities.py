@@ -10,10 +10,23 @@ from ferry.signature import Signature, Task
 
 
 class Runtime:
-    """Where a version runs: its ONNX form, or its own framework (`native`)."""
+    """Where a version runs: its ONNX form on ONNX Runtime, its own framework (`native`), or
+    a form the optimizer built (OpenVINO, a compiled tree library)."""
 
     ONNX = "onnx"
     NATIVE = "native"
+    OPENVINO = "openvino"
+    TL2CGEN = "tl2cgen"
+
+
+EXTRA_ARTIFACTS = "artifacts"
+"""Key of `runtime_settings` naming a runtime's own artifacts: `{name: sha256}`."""
+
+
+def extra_artifacts(runtime_settings: dict[str, Any]) -> dict[str, str]:
+    """The runtime's own artifacts recorded in `runtime_settings` (name to sha256)."""
+    named = runtime_settings.get(EXTRA_ARTIFACTS) or {}
+    return {str(k): str(v) for k, v in named.items()}
 
 
 class Status:
@@ -90,7 +103,8 @@ class VersionDraft:
     forced: bool = False
 
     def artifacts(self) -> list[str]:
-        return [s for s in (self.original_sha256, self.onnx_sha256, self.sample_sha256) if s]
+        stored = [s for s in (self.original_sha256, self.onnx_sha256, self.sample_sha256) if s]
+        return stored + list(extra_artifacts(self.runtime_settings).values())
 
 
 @dataclass(frozen=True)

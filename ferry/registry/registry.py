@@ -36,6 +36,7 @@ from ferry.registry.entities import (
     RegisteredModel,
     Status,
     VersionDraft,
+    extra_artifacts,
 )
 from ferry.registry.schema import AliasRow, EventRow, ModelRow, VersionRow
 from ferry.settings import DEFAULT_GC_GRACE_S, Settings
@@ -235,9 +236,11 @@ class Registry:
             return [_event_entity(r) for r in rows]
 
     def read_artifact(self, version: ModelVersion, kind: str) -> bytes:
-        """`kind` is `original`, `onnx` or `sample`; the checksum is verified."""
+        """`kind` is `original`, `onnx`, `sample` or one of the runtime's own artifacts
+        (named in `runtime_settings`); the checksum is verified."""
         sha = {"original": version.original_sha256, "onnx": version.onnx_sha256,
-               "sample": version.sample_sha256}[kind]
+               "sample": version.sample_sha256,
+               **extra_artifacts(version.runtime_settings)}.get(kind)
         if sha is None:
             raise InvalidInputError(f"{version.uri} has no {kind} artifact",
                                     model=version.name, version=version.version)
@@ -248,10 +251,11 @@ class Registry:
         started = time.time()
         with self._transaction() as session:
             referenced: set[str] = set()
-            for columns in session.execute(select(VersionRow.original_sha256,
-                                                  VersionRow.onnx_sha256,
-                                                  VersionRow.sample_sha256)):
+            for *columns, settings in session.execute(select(
+                    VersionRow.original_sha256, VersionRow.onnx_sha256,
+                    VersionRow.sample_sha256, VersionRow.runtime_settings)):
                 referenced.update(c for c in columns if c)
+                referenced.update(extra_artifacts(settings or {}).values())
         cutoff, removed, freed, kept = started - grace_s, [], 0, 0
         for stored in list(self.artifacts.stored()):
             if stored.sha256 in referenced or stored.modified > cutoff:

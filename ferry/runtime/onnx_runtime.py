@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from ferry.runtime.feeds import to_feeds
-from ferry.runtime.predictor import Outputs, Predictor, squeeze_values
-from ferry.signature import Role, Signature, Task
+from ferry.runtime.feeds import Feeds
+from ferry.runtime.predictor import GraphPredictor
+from ferry.signature import Signature, Task
+
+GRAPH_OPTIMIZATION = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,8 @@ class SessionSettings:
     sequential: bool = True
     spinning: bool = True
     """Whether idle pool threads spin; off for servers that share cores with their I/O."""
+    graph_optimization: str = "all"
+    """ONNX Runtime's graph optimization level: `disable`, `basic`, `extended` or `all`."""
 
     def options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -31,13 +39,14 @@ class SessionSettings:
         if not self.spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        options.graph_optimization_level = GRAPH_OPTIMIZATION[self.graph_optimization]
         options.execution_mode = (
             ort.ExecutionMode.ORT_SEQUENTIAL if self.sequential else ort.ExecutionMode.ORT_PARALLEL
         )
         return options
 
 
-class OnnxPredictor(Predictor):
+class OnnxPredictor(GraphPredictor):
     """Runs the ONNX artifact; `load()` creates the session."""
 
     def __init__(self, onnx_bytes: bytes, signature: Signature, task: Task, *,
@@ -55,11 +64,7 @@ class OnnxPredictor(Predictor):
         )
         return self
 
-    def run(self, data: Any) -> dict[str, np.ndarray]:
-        """Raw outputs by ONNX output name, for any data `to_feeds` accepts."""
-        return self.run_feeds(to_feeds(self.signature, data))
-
-    def run_feeds(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run_feeds(self, feeds: Feeds) -> dict[str, np.ndarray]:
         """Raw outputs for arrays already shaped and typed as the graph's inputs."""
         session = self.session_ or self.load().session_
         assert session is not None
@@ -68,16 +73,3 @@ class OnnxPredictor(Predictor):
         values = session.run(self._output_names, feeds)
         return dict(zip(self._output_names, values, strict=True))
 
-    def outputs(self, data: Any) -> Outputs:
-        raw = self.run(data)
-        outputs: Outputs = {}
-        for spec in self.signature.outputs:
-            if spec.role is not None and spec.name in raw:
-                outputs[spec.role] = raw[spec.name]
-        if not outputs:
-            outputs[Role.VALUE] = next(iter(raw.values()))
-        if Role.VALUE in outputs:
-            outputs[Role.VALUE] = squeeze_values(self.task, outputs[Role.VALUE])
-        if Role.LABEL in outputs:
-            outputs[Role.LABEL] = outputs[Role.LABEL].reshape(-1)
-        return outputs

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import InvalidInputError
+from ferry.runtime.feeds import Feeds, to_feeds
 from ferry.signature import Role, Signature, Task
 
 Outputs = dict[Role, np.ndarray]
@@ -48,3 +49,35 @@ def squeeze_values(task: Task, values: np.ndarray) -> np.ndarray:
     if task == Task.REGRESSION and values.ndim == 2 and values.shape[1] == 1:
         return values[:, 0]
     return values
+
+
+class GraphPredictor(Predictor):
+    """A predictor over arrays named as the signature's tensors (ONNX Runtime, OpenVINO, a
+    compiled tree library). `run_feeds` is the call the server makes once per batch."""
+
+    @abstractmethod
+    def load(self) -> GraphPredictor:
+        """Build the session / compiled model; returns self."""
+
+    @abstractmethod
+    def run_feeds(self, feeds: Feeds) -> dict[str, np.ndarray]:
+        """Outputs by the signature's output names, for arrays shaped and typed as the
+        signature's inputs."""
+
+    def run(self, data: Any) -> dict[str, np.ndarray]:
+        """Raw outputs by output name, for any data `to_feeds` accepts."""
+        return self.run_feeds(to_feeds(self.signature, data))
+
+    def outputs(self, data: Any) -> Outputs:
+        raw = self.run(data)
+        outputs: Outputs = {}
+        for spec in self.signature.outputs:
+            if spec.role is not None and spec.name in raw:
+                outputs[spec.role] = raw[spec.name]
+        if not outputs:
+            outputs[Role.VALUE] = next(iter(raw.values()))
+        if Role.VALUE in outputs:
+            outputs[Role.VALUE] = squeeze_values(self.task, outputs[Role.VALUE])
+        if Role.LABEL in outputs:
+            outputs[Role.LABEL] = outputs[Role.LABEL].reshape(-1)
+        return outputs

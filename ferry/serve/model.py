@@ -17,8 +17,7 @@ import pandas as pd
 from ferry.errors import InferenceError, InvalidInputError
 from ferry.registry import ModelVersion, Runtime
 from ferry.runtime.feeds import to_feeds
-from ferry.runtime.onnx_runtime import OnnxPredictor
-from ferry.runtime.predictor import Predictor
+from ferry.runtime.predictor import GraphPredictor, Predictor
 from ferry.serve.batching import Arrays, BatchObserver, BatchSettings, DynamicBatcher
 from ferry.serve.datatypes import BYTES, from_signature, to_bytes_array
 from ferry.serve.types import (
@@ -125,7 +124,7 @@ class ServedModel:
     def run_arrays(self, arrays: Arrays) -> Arrays:
         """One model call over a (possibly merged) batch."""
         try:
-            if isinstance(self.predictor, OnnxPredictor):
+            if isinstance(self.predictor, GraphPredictor):
                 return self.predictor.run_feeds(arrays)
             return self._run_native(arrays)
         except InvalidInputError:

@@ -1,0 +1,159 @@
+"""Run `ferry.optimizer` over the reference models and check the issue's goals.
+
+    taskset -c 1 .venv/bin/python bench/optimize/run.py --home bench/out/optimize-home \
+        --out bench/out/optimize
+
+Each model (registered by bench/optimize/models.py into --home) is optimized with one thread,
+pinned to the core taskset gives, every candidate timed against the original framework's own
+predict in the same run. Validation rows with labels (written by models.py) go to the gate,
+so accuracy is measured, not only agreement. Then the chosen candidate and the fastest passing
+one are timed again on their own, to check the pick is within 5 % of the fastest. Writes
+OUT/<model>/report.md (+ .png, .json), OUT/summary.json and OUT/summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GOALS = {"lgbm": 15.0, "rf": 100.0, "mlp": 15.0, "digits_cnn": 15.0, "resnet18": 15.0,
+         "minilm": 5.0}
+"""Speed-up at batch 1 over the framework's own predict, from issue 4."""
+BATCH_SIZES = {"resnet18": (1,), "digits_cnn": (1, 64), "minilm": (1, 16)}
+DEFAULT_BATCH_SIZES = (1, 64)
+PICK_SHARE = 0.05
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--only", default="")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    os.environ["FERRY_HOME"] = str(args.home.resolve())
+    import ferry
+    from ferry.optimizer import optimize
+
+    catalog = json.loads((args.home / "models.json").read_text())
+    models = list(catalog["models"].values())
+    wanted = {m for m in args.only.split(",") if m}
+    summary: list[dict[str, Any]] = []
+    for entry in models:
+        name = entry["name"]
+        if wanted and name not in wanted:
+            continue
+        started = time.perf_counter()
+        print(f"== {name}", flush=True)
+        result = optimize(name, batch_sizes=BATCH_SIZES.get(name, DEFAULT_BATCH_SIZES),
+                          threads=args.threads, validation=_validation(entry, args.home),
+                          report=args.out / name / "report.md",
+                          registry=ferry.Registry())
+        row = _summarise(name, result, time.perf_counter() - started)
+        summary.append(row)
+        print(json.dumps(row), flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = {"processor": _processor(), "python": sys.version.split()[0],
+               "platform": platform.platform(), "affinity": sorted(os.sched_getaffinity(0))}
+    (args.out / "summary.json").write_text(json.dumps({"machine": machine, "models": summary},
+                                                      indent=2))
+    (args.out / "summary.md").write_text(_markdown(machine, summary))
+    print(_markdown(machine, summary))
+
+
+def _validation(entry: dict[str, Any], home: Path) -> tuple[Any, Any] | None:
+    """The held-out rows models.py saved, with their labels where the model has them."""
+    saved = entry.get("validation") or {}
+    if not saved.get("x"):
+        return None
+    x = np.load(_resolve(saved["x"], home), allow_pickle=False)
+    y = np.load(_resolve(saved["y"], home), allow_pickle=False) if saved.get("y") else None
+    return x, y
+
+
+def _resolve(path: str, home: Path) -> Path:
+    return Path(path) if Path(path).is_absolute() else home / path
+
+
+def _summarise(name: str, result: Any, seconds: float) -> dict[str, Any]:
+    from ferry.optimizer.search import Status
+    from ferry.optimizer.timing import TimingSettings, time_interleaved
+
+    size = result.batch_sizes[0]
+    passed = [c for c in result.candidates if c.status == Status.PASSED and size in c.timings]
+    fastest = min(passed, key=lambda c: c.timings[size].median_s, default=None)
+    chosen = result.chosen
+    pick_ratio = None
+    if chosen is not None and fastest is not None and chosen.built and fastest.built:
+        feeds = _feeds(result)
+        calls = {"chosen": lambda i, p=chosen.built.predictor: p.run_feeds(feeds[i % len(feeds)])}
+        calls["fastest"] = lambda i, p=fastest.built.predictor: p.run_feeds(feeds[i % len(feeds)])
+        again = time_interleaved(calls, "fastest", TimingSettings(repeats=3, slices=5,
+                                                                   min_slice_s=0.1))
+        pick_ratio = again["chosen"].median_s / again["fastest"].median_s
+    gate = chosen.verdict.to_dict() if chosen and chosen.verdict else None
+    return {
+        "model": name, "seconds": round(seconds, 1), "batch": size,
+        "baseline_us": result.baseline[size].median_s * 1e6,
+        "chosen": chosen.label if chosen else None,
+        "chosen_us": chosen.timings[size].median_s * 1e6 if chosen else None,
+        "speedup": chosen.timings[size].speedup if chosen else None,
+        "speedups": {str(b): t.speedup for b, t in chosen.timings.items()} if chosen else {},
+        "goal": GOALS.get(name), "fastest_passing": fastest.label if fastest else None,
+        "pick_vs_fastest_retimed": pick_ratio, "gate": gate,
+        "version": result.version.uri if result.version else None,
+        "candidates": [{"name": c.label, "status": c.status, "precision": c.precision,
+                        "speedup": c.timings[size].speedup if size in c.timings else None,
+                        "reason": c.reason} for c in result.candidates],
+    }
+
+
+def _feeds(result: Any) -> list[dict[str, np.ndarray]]:
+    from ferry.data import sample_from_parquet
+    from ferry.registry import Registry
+    from ferry.runtime.feeds import to_feeds
+
+    registry = Registry()
+    rows = sample_from_parquet(registry.read_artifact(result.source, "sample"))
+    size = result.batch_sizes[0]
+    return [to_feeds(result.source.signature, rows[i * size:(i + 1) * size])
+            for i in range(max(1, min(8, len(rows) // size)))]
+
+
+def _processor() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _markdown(machine: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    lines = [f"Processor: {machine['processor']}; cores used: {machine['affinity']};"
+             f" Python {machine['python']}", "",
+             "| model | batch | original µs | chosen | chosen µs | speed-up | goal | met |"
+             " gate | pick vs fastest (re-timed) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        speed, goal = row["speedup"], row["goal"]
+        met = "-" if speed is None or goal is None else ("yes" if speed >= goal else "no")
+        gate = row["gate"]
+        gate_text = "-" if gate is None else "; ".join(
+            f"{m['metric']} {m['value']:.4g}" for m in gate["measures"] if m["bound"] is not None)
+        pick = row["pick_vs_fastest_retimed"]
+        lines.append(f"| {row['model']} | {row['batch']} | {row['baseline_us']:,.1f} |"
+                     f" {row['chosen']} | {row['chosen_us'] or 0:,.1f} |"
+                     f" {speed or 0:.2f}x | {goal}x | {met} | {gate_text} |"
+                     f" {'-' if pick is None else f'{pick:.3f}'} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
