@@ -253,3 +253,38 @@ def test_gate_on_logits_measures_cosine_agreement_and_accuracy() -> None:
     assert not shuffled.passed
     assert {m.metric for m in shuffled.failures()} >= {"min_cosine", "label_agreement",
                                                        "accuracy_drop"}
+
+
+@pytest.mark.parametrize("engine", ["tl2cgen", "openvino-int8"])
+def test_optimized_tree_and_openvino_versions_are_served_over_http(
+        engine: str, sqlite_registry: Registry) -> None:
+    import tritonclient.http as triton_http
+    from sklearn.ensemble import RandomForestClassifier
+
+    from ferry.optimizer.candidates import candidates
+
+    x, y = load_breast_cancer(return_X_y=True)
+    x = (x / x.max(axis=0)).astype(np.float32)
+    model = (RandomForestClassifier(20, max_depth=6, random_state=0) if engine == "tl2cgen"
+             else MLPClassifier((32,), max_iter=400, random_state=0)).fit(x, y)
+    ferry.register(model, "m", sample=x, registry=sqlite_registry)
+    chosen = [c for c in candidates() if c.name == engine]
+    result = optimize("m:1", threads=1, batch_sizes=(1,), registry=sqlite_registry,
+                      timing=FAST, candidates=chosen)
+    assert result.version is not None, result.candidates[0].reason
+    assert result.version.runtime == ("tl2cgen" if engine == "tl2cgen" else "openvino")
+
+    running = serve_in_thread(["m:2"], registry=sqlite_registry, grpc_port=None)
+    try:
+        client = triton_http.InferenceServerClient(running.http_url.removeprefix("http://"))
+        tensor = triton_http.InferInput("X", list(x[:64].shape), "FP32")
+        tensor.set_data_from_numpy(x[:64], binary_data=True)
+        answer = client.infer("m", [tensor], model_version="2")
+        served = answer.as_numpy("probabilities")
+    finally:
+        running.stop()
+    parent = ferry.load("m:1", registry=sqlite_registry).predict_proba(x[:64])
+    tolerance = 1e-5 if engine == "tl2cgen" else 0.1
+    np.testing.assert_allclose(served, parent, atol=tolerance)
+    assert (answer.as_numpy("label") == ferry.load("m:1", registry=sqlite_registry)
+            .predict(x[:64])).mean() >= 0.95
