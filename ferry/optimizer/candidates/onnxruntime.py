@@ -209,9 +209,14 @@ def _quiet() -> Iterator[None]:
 
 
 def _paths(context: OptimizeContext, name: str) -> tuple[Path, Path]:
+    """The graph to quantize, without its recorded intermediate shapes: the quantizer infers
+    them again and refuses a graph whose exporter recorded shapes it infers differently
+    (the PyTorch exporter's fixed-size `value_info` against a dynamic batch)."""
     assert context.onnx is not None
+    model = onnx.load_from_string(context.onnx)
+    del model.graph.value_info[:]
     source = context.workdir / f"{name}-in.onnx"
-    source.write_bytes(context.onnx)
+    source.write_bytes(model.SerializeToString())
     return source, context.workdir / f"{name}.onnx"
 
 
