@@ -55,7 +55,8 @@ def main() -> None:
             continue
         started = time.perf_counter()
         print(f"== {name}", flush=True)
-        result = optimize(name, batch_sizes=BATCH_SIZES.get(name, DEFAULT_BATCH_SIZES),
+        result = optimize(entry.get("uri", name),
+                          batch_sizes=BATCH_SIZES.get(name, DEFAULT_BATCH_SIZES),
                           threads=args.threads, validation=_validation(entry, args.home),
                           report=args.out / name / "report.md",
                           registry=ferry.Registry())
