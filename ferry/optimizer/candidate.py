@@ -63,6 +63,15 @@ class OptimizeContext:
     """The processor's feature flags (from /proc/cpuinfo): avx512_bf16, amx_bf16, ..."""
 
     @cached_property
+    def op_types(self) -> frozenset[str]:
+        """The operator types of the version's ONNX graph (empty without one)."""
+        if self.onnx is None:
+            return frozenset()
+        import onnx
+
+        return frozenset(node.op_type for node in onnx.load_from_string(self.onnx).graph.node)
+
+    @cached_property
     def original(self) -> object:
         if self.load_original is None:
             raise RuntimeError("this search has no original model to load")

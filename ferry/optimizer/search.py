@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -75,7 +74,8 @@ class CandidateResult:
     description: str
     status: str
     reason: str = ""
-    threads: str = ""
+    threads: Threads | None = None
+    """The thread settings it was built and timed with (None: not built)."""
     runtime: str = ""
     verdict: Verdict | None = None
     timings: dict[int, Timing] = field(default_factory=dict)
@@ -86,10 +86,11 @@ class CandidateResult:
 
     @property
     def label(self) -> str:
-        return f"{self.name} [{self.threads}]" if self.threads else self.name
+        return f"{self.name} [{self.threads.label}]" if self.threads else self.name
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "threads": self.threads, "precision": self.precision,
+        return {"name": self.name, "threads": self.threads.label if self.threads else "",
+                "precision": self.precision,
                 "runtime": self.runtime, "status": self.status, "reason": self.reason,
                 "description": self.description, "notes": self.notes,
                 "size_bytes": self.size_bytes, "build_s": self.build_s,
@@ -334,7 +335,7 @@ def _gated(candidate: Candidate, threads: Threads, built: BuiltCandidate, build_
            context: OptimizeContext, inputs: _Inputs, reference: Outputs,
            gate: Gate) -> CandidateResult:
     result = CandidateResult(candidate.name, str(candidate.precision), candidate.description,
-                             Status.PASSED, threads=threads.label, runtime=built.runtime,
+                             Status.PASSED, threads=threads, runtime=built.runtime,
                              size_bytes=_size(built, context), build_s=build_s,
                              notes=built.notes, built=built)
     try:
@@ -416,13 +417,9 @@ def _fastest(results: list[CandidateResult], size: int) -> CandidateResult | Non
         return None
     best = min(r.timings[size].median_s for r in passed)
     close = [r for r in passed if r.timings[size].median_s <= best * (1 + TIE_SHARE)]
-    return min(close, key=lambda r: (r.precision != Precision.EXACT, _thread_count(r),
+    return min(close, key=lambda r: (r.precision != Precision.EXACT,
+                                     r.threads.intra_op if r.threads else 1,
                                      results.index(r)))
-
-
-def _thread_count(result: CandidateResult) -> int:
-    digits = "".join(ch for ch in result.threads.split("t")[0] if ch.isdigit())
-    return int(digits) if digits else 1
 
 
 def _register(registry: Registry, parent: ModelVersion, result: OptimizeResult) -> ModelVersion:
@@ -437,7 +434,8 @@ def _register(registry: Registry, parent: ModelVersion, result: OptimizeResult) 
         settings[EXTRA_ARTIFACTS] = {name: store.put(data) for name, data in artifacts.items()}
     size = result.batch_sizes[0]
     optimization = {
-        "candidate": chosen.name, "threads": chosen.threads, "precision": chosen.precision,
+        "candidate": chosen.name, "threads": chosen.threads.label if chosen.threads else "",
+        "precision": chosen.precision,
         "speedup": {str(b): t.speedup for b, t in chosen.timings.items()},
         "median_s": {str(b): t.median_s for b, t in chosen.timings.items()},
         "baseline_median_s": {str(b): t.median_s for b, t in result.baseline.items()},
@@ -458,7 +456,3 @@ def _register(registry: Registry, parent: ModelVersion, result: OptimizeResult) 
     )
     return registry.create_version(parent.name, draft)
 
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-        os.cpu_count() or 1

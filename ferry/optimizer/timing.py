@@ -79,16 +79,13 @@ def time_interleaved(calls: dict[str, Call], baseline: str | None,
     repeats = 0
     while repeats < settings.repeats or (repeats < settings.max_repeats
                                          and _too_spread(samples, settings)):
-        for name in calls:
-            samples[name].repeat_medians.append(float("nan"))
-        start = {name: len(s.slice_medians) for name, s in samples.items()}
         for _ in range(settings.slices):
             for name, call in calls.items():
                 samples[name].slice_medians.append(_slice(call, samples[name], settings))
             if on_slice is not None:
                 on_slice()
-        for name, s in samples.items():
-            s.repeat_medians[-1] = statistics.median(s.slice_medians[start[name]:])
+        for s in samples.values():
+            s.repeat_medians.append(statistics.median(s.slice_medians[-settings.slices:]))
         repeats += 1
     return {name: _timing(samples[name], samples.get(baseline) if baseline else None)
             for name in calls}

@@ -44,12 +44,14 @@ class ServedModel:
         self.version_label = str(version.version)
         self._inputs = {spec.name: spec for spec in version.signature.inputs}
         self._outputs = [spec for spec in version.signature.outputs]
+        self.input_metadata = tuple(_tensor_metadata(s) for s in version.signature.inputs)
+        """The protocol's view of the inputs, built once (raw binary requests need it)."""
         self.batcher = DynamicBatcher(self.run_arrays, batching, observe)
 
     def metadata(self, versions: tuple[str, ...]) -> ModelMetadata:
         return ModelMetadata(
             name=self.name, versions=versions, platform=PLATFORM.get(self.version.runtime, ""),
-            inputs=tuple(_tensor_metadata(s) for s in self.version.signature.inputs),
+            inputs=self.input_metadata,
             outputs=tuple(_tensor_metadata(s) for s in self._outputs))
 
     async def infer(self, request: InferenceRequest,

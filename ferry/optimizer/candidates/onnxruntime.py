@@ -63,11 +63,6 @@ def _no_graph(context: OptimizeContext) -> str | None:
     return None
 
 
-def _op_types(graph: bytes) -> set[str]:
-    model = onnx.load_from_string(graph)
-    return {node.op_type for node in model.graph.node}
-
-
 class OnnxRuntimeAsServed(Candidate):
     name = "onnxruntime"
     precision = Precision.EXACT
@@ -136,8 +131,7 @@ class _Quantized(Candidate):
         reason = _no_graph(context)
         if reason is not None:
             return reason
-        assert context.onnx is not None
-        if not _op_types(context.onnx) & QUANTIZABLE_OPS:
+        if not context.op_types & QUANTIZABLE_OPS:
             return "no MatMul, Gemm or Conv to quantize (a tree or linear-op graph)"
         return None
 

@@ -74,7 +74,7 @@ class InferenceCalls:
         call.label = served.version_label
         self._request_size.observe(len(body))
         length = _header_length(header_length)
-        single = served.metadata(()).inputs[0] if length == 0 else None
+        single = served.input_metadata[0] if length == 0 else None
         request = codec.decode_request(body, length, single)
         call.pending = served.begin(request, self.dataplane.settings.request_timeout_s)
 
@@ -108,10 +108,6 @@ class InferenceCalls:
         self._count(call, CLIENT_CLOSED)
         self._log(call, int(CLIENT_CLOSED), 0)
 
-    def too_large(self, size: int | None = None) -> RequestTooLargeError:
-        what = "request body" if size is None else f"request body of {size} bytes"
-        return RequestTooLargeError(f"{what} is over the limit of {self.max_request_bytes}"
-                                    " bytes")
 
     def _log(self, call: InferCall, status: int, size: int) -> None:
         if self.access_log and access.enabled():
@@ -176,24 +172,29 @@ def _headers(scope: Scope) -> dict[bytes, bytes]:
             if key in (b"content-length", b"inference-header-content-length")}
 
 
+def too_large(limit: int, size: int | None = None) -> RequestTooLargeError:
+    """The 413 error for a body past `limit` (of `size` bytes when it was declared)."""
+    what = "request body" if size is None else f"request body of {size} bytes"
+    return RequestTooLargeError(f"{what} is over the limit of {limit} bytes")
+
+
 async def read_limited_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
     declared = headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLargeError(f"request body of {int(declared)} bytes is over the limit"
-                                   f" of {limit} bytes")
+        raise too_large(limit, int(declared))
     message = await receive()
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False) and len(body) <= limit:
         return body
     chunks, size = [body], len(body)
     if size > limit:
-        raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+        raise too_large(limit)
     while message.get("more_body", False):
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise RequestTooLargeError(f"request body is over the limit of {limit} bytes")
+            raise too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -17,7 +17,7 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from ferry.serve.rest.infer import INFER_PATH, Headers, InferCall, InferenceCalls
+from ferry.serve.rest.infer import INFER_PATH, Headers, InferCall, InferenceCalls, too_large
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FAST_PATH = re.compile(INFER_PATH.pattern.encode())
@@ -45,16 +45,16 @@ class InferExchange:
         "header_length",
         "keep_alive",
         "message_event",
+        "over_limit",
         "response_complete",
         "size",
-        "too_large",
     )
 
     def __init__(self, call: InferCall, header_length: bytes | None, keep_alive: bool):
         self.call = call
         self.body: list[bytes] = []
         self.size = 0
-        self.too_large = False
+        self.over_limit = False
         self.header_length = header_length
         self.keep_alive = keep_alive
         self.response_complete = False
@@ -98,10 +98,10 @@ class InferHttpProtocol(HttpToolsProtocol):
         self.cycle = exchange  # type: ignore[assignment]
         limit = self.calls.max_request_bytes
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            exchange.too_large = True
+            exchange.over_limit = True
             if self.expect_100_continue:  # refuse before the client sends the body
                 exchange.keep_alive = False
-                self._fail(exchange, self.calls.too_large(int(declared)))
+                self._fail(exchange, too_large(limit, int(declared)))
         elif self.expect_100_continue:
             self.transport.write(_CONTINUE)
 
@@ -110,11 +110,11 @@ class InferHttpProtocol(HttpToolsProtocol):
         if not isinstance(exchange, InferExchange):
             super().on_body(body)
             return
-        if exchange.response_complete or exchange.too_large:
+        if exchange.response_complete or exchange.over_limit:
             return
         exchange.size += len(body)
         if exchange.size > self.calls.max_request_bytes:
-            exchange.too_large = True
+            exchange.over_limit = True
             exchange.body.clear()
             return
         exchange.body.append(body)
@@ -126,8 +126,8 @@ class InferHttpProtocol(HttpToolsProtocol):
             return
         if exchange.response_complete:
             return
-        if exchange.too_large:
-            self._fail(exchange, self.calls.too_large())
+        if exchange.over_limit:
+            self._fail(exchange, too_large(self.calls.max_request_bytes))
             return
         body = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
         exchange.body = []
