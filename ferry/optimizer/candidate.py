@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferry.registry import ModelVersion
 from ferry.runtime.feeds import Feeds
 from ferry.runtime.predictor import GraphPredictor
+
+if TYPE_CHECKING:
+    from ferry.optimizer.equivalence import Gate
 
 
 class Precision(StrEnum):
@@ -61,6 +64,9 @@ class OptimizeContext:
     load_original: Callable[[], object] | None = None
     cpu_flags: frozenset[str] = field(default_factory=frozenset)
     """The processor's feature flags (from /proc/cpuinfo): avx512_bf16, amx_bf16, ..."""
+    gate: Gate | None = None
+    """The search's equivalence gate, for candidates that tune themselves against it on the
+    calibration rows (None: the default gate)."""
 
     @cached_property
     def op_types(self) -> frozenset[str]:

@@ -177,7 +177,7 @@ def optimize(uri: str | ModelURI, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_
         context = OptimizeContext(
             version=version, onnx=_onnx(version, registry), calibration=inputs.calibration,
             workdir=Path(scratch), gpu=machine.gpu, load_original=lambda: original,
-            cpu_flags=machine.flags)
+            cpu_flags=machine.flags, gate=gate)
         progress.start(len(chosen_candidates) + len(sizes) * _slices(timing))
         results = _build_all(chosen_candidates, context, thread_settings, lossless_only,
                              inputs, reference, gate, progress)
@@ -265,12 +265,12 @@ def _original(version: ModelVersion, registry: Registry) -> tuple[object, Origin
         return predictor, predictor.outputs
     original = converter.load(SavedOriginal(registry.read_artifact(version, "original"),
                                             version.original_format))
-    sklearn_like = hasattr(original, "fit") and hasattr(original, "predict")
-    if sklearn_like and version.task == Task.CLASSIFICATION and hasattr(original,
-                                                                         "predict_proba"):
+    # ferry's stand-ins for wrappers it stores without a pickle (LightGBM) have no `fit`
+    # but keep the wrapper's `predict_proba`
+    if version.task == Task.CLASSIFICATION and hasattr(original, "predict_proba"):
         return original, original.predict_proba
-    if sklearn_like:
-        return original, original.predict  # type: ignore[attr-defined]
+    if hasattr(original, "fit") and hasattr(original, "predict"):
+        return original, original.predict
     return original, lambda data: converter.reference(original, data)
 
 

@@ -69,7 +69,10 @@ class GraphPredictor(Predictor):
         return self.run_feeds(to_feeds(self.signature, data))
 
     def outputs(self, data: Any) -> Outputs:
-        raw = self.run(data)
+        return self.outputs_by_role(self.run(data))
+
+    def outputs_by_role(self, raw: dict[str, np.ndarray]) -> Outputs:
+        """`run_feeds`' outputs keyed by their role in the signature."""
         outputs: Outputs = {}
         for spec in self.signature.outputs:
             if spec.role is not None and spec.name in raw:

@@ -25,9 +25,9 @@ def candidates() -> list[Candidate]:
 
 
 def _register_defaults() -> None:
-    from . import onnxruntime, openvino, trees
+    from . import mixed_int8, onnxruntime, openvino, trees
 
-    for module in (onnxruntime, openvino, trees):
+    for module in (onnxruntime, mixed_int8, openvino, trees):
         for candidate in module.CANDIDATES:
             register_candidate(candidate)
 
