@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,12 +80,19 @@ def register(
     tolerance: Tolerance | None = None,
     lineage: Lineage | None = None,
     parent_version: int | None = None,
+    dynamic_axes: Mapping[int, str] | None = None,
     registry: Registry | None = None,
 ) -> ModelVersion:
-    """Register `model` as the next version of `name` and return that version."""
+    """Register `model` as the next version of `name` and return that version.
+
+    dynamic_axes: for PyTorch models, input axes besides the batch that take any size,
+        `{axis: name}` (e.g. `{1: "sequence"}` for token ids); others stay at the sample's.
+    """
     validate_name(name)
     registry = registry or Registry()
     converter = find_converter(model, framework)
+    if dynamic_axes:
+        converter = converter.with_dynamic_axes(dynamic_axes)
     data = _sample(sample if sample is not None else example_input)
     reference = None if data is None else _reference(converter, model, data)
     conversion = _convert(converter, model, data, force)

@@ -52,6 +52,16 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, Any]:
     return result
 
 
+def _axes(values: list[str] | None) -> dict[int, str]:
+    axes: dict[int, str] = {}
+    for axis, name in _pairs(values, "dynamic axis").items():
+        if not axis.isdigit():
+            raise InvalidInputError(f"invalid dynamic axis {axis}={name}: write AXIS=NAME with"
+                                    " AXIS a number, e.g. 1=sequence")
+        axes[int(axis)] = name
+    return axes
+
+
 @app.command()
 @handles_errors
 def register(
@@ -68,6 +78,9 @@ def register(
     metric: Annotated[list[str] | None, typer.Option(help="KEY=NUMBER, repeatable.")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable.")] = None,
     description: Annotated[str, typer.Option(help="What this version is.")] = "",
+    dynamic_axis: Annotated[list[str] | None, typer.Option(
+        help="PyTorch: AXIS=NAME, an input axis besides the batch that takes any size"
+             " (e.g. 1=sequence); repeatable.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Register a model file as the next version of NAME, with its checked ONNX form."""
@@ -75,12 +88,13 @@ def register(
     if framework is not None:
         converter_for(framework)
     metrics, tags = _pairs(metric, "metric"), _pairs(tag, "tag")
+    axes = _axes(dynamic_axis)
     model = read_model_file(file, framework=framework, trust_pickle=trust_pickle)
     rows = read_sample_file(sample) if sample is not None else None
     with stderr.status(f"converting and checking {file.name}..."):
         version = register_model(model, name, sample=rows, metrics=metrics, tags=tags,
                                  description=description, framework=framework, force=force,
-                                 registry=Registry())
+                                 dynamic_axes=axes, registry=Registry())
     if json_output:
         print_json(version)
         return

@@ -8,6 +8,7 @@ ONNX form with its signature. It does no I/O of its own: the registry stores wha
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,7 +17,7 @@ import numpy as np
 import onnx
 import pandas as pd
 
-from ferry.errors import UnsupportedModelError
+from ferry.errors import InvalidInputError, UnsupportedModelError
 from ferry.runtime.predictor import Outputs
 from ferry.signature import DYNAMIC, Layout, Role, Signature, Task, TensorSpec
 
@@ -59,6 +60,13 @@ class Converter(ABC):
     @abstractmethod
     def task(self, model: object) -> Task:
         """Classification, regression or other."""
+
+    def with_dynamic_axes(self, axes: Mapping[int, str]) -> Converter:
+        """This converter, exporting the input's `axes` (index -> name) as dynamic. Only
+        tracing converters have fixed axes to free; the others refuse."""
+        raise InvalidInputError(
+            f"dynamic_axes is for PyTorch models, whose export traces fixed sizes;"
+            f" {self.framework} graphs keep the axes their converter gives")
 
     @abstractmethod
     def convert(self, model: object, sample: Sample | None) -> Conversion:

@@ -8,6 +8,12 @@ to ONNX can also be saved without a pickle, and a model that cannot be traced fa
 with the same `UnsupportedModelError`. The batch axis is a `torch.export.Dim` named `batch`,
 which comes out as the ONNX dimension parameter `batch`.
 
+Other input axes are fixed at the sample's sizes unless the version is registered with
+`dynamic_axes={axis: name}` (token ids of any length, images of any size): those axes are
+exported as `torch.export.Dim.AUTO`, which lets the tracer infer the sizes the model allows
+(a BERT's sequence up to its position table) instead of failing on a range it cannot prove,
+and come out in the ONNX graph, and in every output that shares them, under `name`.
+
 Opset 18 is the lowest the exporter has implementations for (asking for 17 makes it export
 at 18 and convert down with the ONNX version converter, which may fail) and runs on every
 ONNX Runtime since 1.14.
@@ -25,7 +31,7 @@ import io
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +63,13 @@ class TorchConverter(Converter):
     framework = "torch"
     file_suffixes = (".pt2",)
 
+    def __init__(self, dynamic_axes: Mapping[int, str] | None = None) -> None:
+        self.dynamic_axes = dict(dynamic_axes or {})
+        """Input axis -> name of the axes exported dynamic besides the batch."""
+
+    def with_dynamic_axes(self, axes: Mapping[int, str]) -> TorchConverter:
+        return TorchConverter(_checked_axes(axes))
+
     def matches(self, model: object) -> bool:
         if not comes_from(model, "torch"):
             return False
@@ -75,13 +88,16 @@ class TorchConverter(Converter):
     def convert(self, model: object, sample: Sample | None) -> Conversion:
         module = _module(model)
         array, names = _sample_array(module, sample)
+        _check_axes_fit(self.dynamic_axes, array)
         example = _export_rows(array)
         n_outputs = len(_output_arrays(module, example))
-        onnx_model = _export_onnx(module, example, n_outputs)
+        onnx_model = _export_onnx(module, example, n_outputs, self.dynamic_axes)
         _make_batch_dynamic(onnx_model, len(example))
+        _name_dynamic_axes(onnx_model, self.dynamic_axes, type(module).__name__)
+        _check_other_sizes(module, onnx_model, example, self.dynamic_axes)
         outputs = onnx_model.graph.output
         signature = Signature(
-            inputs=(_input_spec(array),),
+            inputs=(_input_spec(array, self.dynamic_axes),),
             outputs=tensor_specs(outputs, {outputs[0].name: Role.VALUE}),
             layout=Layout.TENSOR,
             feature_names=names,
@@ -99,7 +115,7 @@ class TorchConverter(Converter):
         import torch
 
         buffer = io.BytesIO()
-        torch.export.save(_export_program(module, example), buffer)
+        torch.export.save(_export_program(module, example, self.dynamic_axes), buffer)
         return SavedOriginal(buffer.getvalue(), "pt2")
 
     def load(self, saved: SavedOriginal) -> object:
@@ -128,7 +144,8 @@ class TorchConverter(Converter):
                        (DYNAMIC, *out.shape[1:]), Role.VALUE if i == 0 else None)
             for i, out in enumerate(outputs)
         )
-        return Signature(inputs=(_input_spec(array),), outputs=specs, layout=Layout.TENSOR,
+        return Signature(inputs=(_input_spec(array, self.dynamic_axes),), outputs=specs,
+                         layout=Layout.TENSOR,
                          feature_names=names)
 
 
@@ -180,8 +197,36 @@ def _export_rows(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([rows] * repeats)[:EXPORT_ROWS])
 
 
-def _input_spec(array: np.ndarray) -> TensorSpec:
-    return TensorSpec("input", str(array.dtype), (DYNAMIC, *array.shape[1:]))
+def _input_spec(array: np.ndarray, dynamic_axes: Mapping[int, str]) -> TensorSpec:
+    shape = tuple(DYNAMIC if axis in dynamic_axes else size
+                  for axis, size in enumerate(array.shape[1:], start=1))
+    return TensorSpec("input", str(array.dtype), (DYNAMIC, *shape))
+
+
+def _checked_axes(axes: Mapping[int, str]) -> dict[int, str]:
+    """`axes` as given to `register(dynamic_axes=...)`, or a clear refusal."""
+    checked: dict[int, str] = {}
+    for axis, name in axes.items():
+        if not isinstance(axis, int) or isinstance(axis, bool) or axis < 1:
+            raise InvalidInputError(
+                f"dynamic axis {axis!r}: give input axes from 1 (axis 0 is the batch, always"
+                " dynamic), e.g. dynamic_axes={1: 'sequence'}")
+        if not isinstance(name, str) or not name.isidentifier() or name == BATCH:
+            raise InvalidInputError(
+                f"dynamic axis {axis} is named {name!r}: use a plain name other than"
+                f" {BATCH!r}, e.g. 'sequence'")
+        checked[axis] = name
+    if len(set(checked.values())) != len(checked):
+        raise InvalidInputError(f"dynamic axes {checked} repeat a name: give each its own")
+    return checked
+
+
+def _check_axes_fit(axes: Mapping[int, str], array: np.ndarray) -> None:
+    for axis in axes:
+        if axis >= array.ndim:
+            raise InvalidInputError(
+                f"dynamic axis {axis} does not exist: the sample has shape"
+                f" {list(array.shape)} (axes 0 to {array.ndim - 1})")
 
 
 def _output_name(index: int, count: int) -> str:
@@ -241,13 +286,15 @@ def _output_arrays(module: torch.nn.Module, array: np.ndarray) -> list[np.ndarra
     return [t.detach().cpu().numpy() for t in leaves]
 
 
-def _dynamic_shapes() -> tuple[dict[int, Any]]:
+def _dynamic_shapes(dynamic_axes: Mapping[int, str]) -> tuple[dict[int, Any]]:
     import torch
 
-    return ({0: torch.export.Dim(BATCH)},)
+    others = {axis: torch.export.Dim.AUTO for axis in dynamic_axes}
+    return ({0: torch.export.Dim(BATCH), **others},)
 
 
-def _export_onnx(module: torch.nn.Module, example: np.ndarray, n_outputs: int) -> onnx.ModelProto:
+def _export_onnx(module: torch.nn.Module, example: np.ndarray, n_outputs: int,
+                 dynamic_axes: Mapping[int, str]) -> onnx.ModelProto:
     import torch
 
     names = [_output_name(i, n_outputs) for i in range(n_outputs)]
@@ -256,7 +303,7 @@ def _export_onnx(module: torch.nn.Module, example: np.ndarray, n_outputs: int) -
             program = torch.onnx.export(
                 module, (_as_tensor(module, example),), dynamo=True, verbose=False,
                 input_names=["input"], output_names=names, opset_version=TARGET_OPSET,
-                dynamic_shapes=_dynamic_shapes(),
+                dynamic_shapes=_dynamic_shapes(dynamic_axes),
             )
     except Exception as exc:
         raise UnsupportedModelError(
@@ -269,14 +316,15 @@ def _export_onnx(module: torch.nn.Module, example: np.ndarray, n_outputs: int) -
     return model_proto
 
 
-def _export_program(module: torch.nn.Module, example: np.ndarray) -> Any:
-    """`module` traced by `torch.export` with a dynamic batch axis."""
+def _export_program(module: torch.nn.Module, example: np.ndarray,
+                    dynamic_axes: Mapping[int, str]) -> Any:
+    """`module` traced by `torch.export` with a dynamic batch axis (and `dynamic_axes`)."""
     import torch
 
     try:
         with _quiet_export():
             return torch.export.export(module, (_as_tensor(module, example),),
-                                       dynamic_shapes=_dynamic_shapes())
+                                       dynamic_shapes=_dynamic_shapes(dynamic_axes))
     except Exception as exc:
         raise UnsupportedModelError(
             f"torch.export cannot trace {type(module).__name__}: {_first_line(exc)}"
@@ -293,6 +341,61 @@ def _make_batch_dynamic(model: onnx.ModelProto, export_rows: int) -> None:
     for value in [graph.input[0], *graph.output]:
         if _fixed_first_axis(value, export_rows):
             value.type.tensor_type.shape.dim[0].dim_param = BATCH
+
+
+def _name_dynamic_axes(model: onnx.ModelProto, dynamic_axes: Mapping[int, str],
+                       module_name: str) -> None:
+    """Name the input's dynamic axes as the user did, in every tensor that shares them; an
+    axis the tracer kept fixed means the module only takes that size."""
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    renamed: dict[str, str] = {}
+    for axis, name in dynamic_axes.items():
+        dim = dims[axis]
+        if not dim.dim_param:
+            raise UnsupportedModelError(
+                f"{module_name} only takes size {dim.dim_value} on input axis {axis}: it"
+                f" cannot be exported with a dynamic {name!r} axis")
+        renamed[dim.dim_param] = name
+    graph = model.graph
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in renamed:
+                dim.dim_param = renamed[dim.dim_param]
+
+
+def _check_other_sizes(module: torch.nn.Module, onnx_model: onnx.ModelProto,
+                       example: np.ndarray, dynamic_axes: Mapping[int, str]) -> None:
+    """Run the module and the graph on the example cut one shorter along each dynamic axis:
+    the tracer drops the runtime checks of a size it could not prove, so a graph exported
+    with a dynamic axis the module cannot vary (a Linear over a flattened input) would
+    otherwise fail only when served."""
+    if not dynamic_axes:
+        return
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    for axis, name in dynamic_axes.items():
+        size = example.shape[axis]
+        if size - 1 <= 1:  # torch.export specialises sizes 0 and 1: nothing to probe
+            continue
+        shorter = np.ascontiguousarray(np.take(example, np.arange(size - 1), axis=axis))
+        try:
+            want = _output_arrays(module, shorter)[0]
+        except SampleMismatchError as exc:
+            raise UnsupportedModelError(
+                f"{type(module).__name__} only takes size {size} on input axis {axis}: it"
+                f" cannot be exported with a dynamic {name!r} axis") from exc
+        try:
+            got = session.run(None, {session.get_inputs()[0].name: shorter})[0]
+        except Exception as exc:
+            raise UnsupportedModelError(
+                f"the ONNX form of {type(module).__name__} fails with {name!r} of size"
+                f" {size - 1}: {_first_line(exc)}") from exc
+        if got.shape != want.shape or not np.allclose(got, want, rtol=1e-3, atol=1e-4):
+            raise UnsupportedModelError(
+                f"the ONNX form of {type(module).__name__} differs from the module with"
+                f" {name!r} of size {size - 1}: export it without that dynamic axis")
 
 
 def _fixed_first_axis(value: onnx.ValueInfoProto, size: int) -> bool:
