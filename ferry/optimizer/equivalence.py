@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ferry.convert.check import DEFAULT_ATOL, DEFAULT_MIN_LABEL_AGREEMENT, DEFAULT_RTOL
+from ferry.convert.check import (
+    DEFAULT_ATOL,
+    DEFAULT_MIN_LABEL_AGREEMENT,
+    DEFAULT_RTOL,
+    closeness,
+)
 from ferry.optimizer.candidate import Precision
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Role, Task
@@ -160,12 +165,10 @@ def _close(name: str, want: np.ndarray, got: np.ndarray, lossy: bool, gate: Gate
     error = np.abs(got - want)
     max_abs = float(error.max()) if error.size else 0.0
     if not lossy:
-        slack = gate.atol + gate.rtol * np.abs(want)
-        used = float((error / slack).max()) if error.size else 0.0
-        rel = float((error / np.maximum(np.abs(want), gate.atol)).max()) if error.size else 0.0
-        return [Measure(name, "tolerance_used", used, 1.0, used <= 1.0),
-                Measure(name, "max_abs_error", max_abs, None, True),
-                Measure(name, "max_rel_error", rel, None, True)]
+        close = closeness(want, got, rtol=gate.rtol, atol=gate.atol)
+        return [Measure(name, "tolerance_used", close.tolerance_used, 1.0, close.passed),
+                Measure(name, "max_abs_error", close.max_abs_error, None, True),
+                Measure(name, "max_rel_error", close.max_rel_error, None, True)]
     if probabilities:
         p999 = float(np.quantile(error, 0.999)) if error.size else 0.0
         return [Measure(name, "p99.9_abs_error", p999, gate.lossy_probability_p999,

@@ -7,21 +7,23 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from optimize_helpers import FAST
 
 import ferry
-from ferry.optimizer import Gate, TimingSettings, optimize
+from ferry.optimizer import Gate, optimize
 from ferry.optimizer.candidates.mixed_int8 import (
     OnnxRuntimeMixedInt8,
-    name_nodes,
     weight_groups,
     with_margin,
 )
-from ferry.optimizer.candidates.onnxruntime import OnnxRuntimeDynamicInt8, reduce_range
+from ferry.optimizer.candidates.onnxruntime import (
+    OnnxRuntimeDynamicInt8,
+    name_nodes,
+    reduce_range,
+)
 from ferry.optimizer.search import Status
 from ferry.registry import Registry
 
-FAST = TimingSettings(repeats=1, max_repeats=1, slices=2, min_slice_s=0.005, min_calls=2,
-                      warmup_s=0.0, warmup_calls=1)
 OUTLIER = 2000.0
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import numpy_helper
+from optimize_helpers import FAST
 from sklearn.datasets import load_breast_cancer
 from sklearn.neural_network import MLPClassifier
 from typer.testing import CliRunner
@@ -24,7 +25,6 @@ from ferry.optimizer import (
     Precision,
     SearchProgress,
     Threads,
-    TimingSettings,
     optimize,
 )
 from ferry.optimizer.candidates.onnxruntime import (
@@ -37,9 +37,6 @@ from ferry.optimizer.search import Status
 from ferry.registry import Registry
 from ferry.runtime.onnx_runtime import OnnxPredictor
 from ferry.serve.server import serve_in_thread
-
-FAST = TimingSettings(repeats=1, max_repeats=1, slices=2, min_slice_s=0.005, min_calls=2,
-                      warmup_s=0.0, warmup_calls=1)
 
 
 @pytest.fixture(scope="module")

@@ -80,18 +80,6 @@ def weight_groups(model: onnx.ModelProto) -> list[WeightGroup]:
     return [WeightGroup(op, shape, tuple(nodes)) for (op, shape), nodes in grouped.items()]
 
 
-def name_nodes(model: onnx.ModelProto) -> None:
-    """Give unnamed nodes a unique name: the quantizer selects nodes by name."""
-    taken = {node.name for node in model.graph.node if node.name}
-    for index, node in enumerate(model.graph.node):
-        if not node.name:
-            name = f"{node.op_type}_{index}"
-            while name in taken:
-                name += "_"
-            node.name = name
-            taken.add(name)
-
-
 class OnnxRuntimeMixedInt8(QuantizedCandidate):
     name = "onnxruntime-int8-mixed"
     description = ("ONNX Runtime dynamic int8 (weights per channel) with the weight groups"
@@ -106,7 +94,7 @@ class OnnxRuntimeMixedInt8(QuantizedCandidate):
         return None
 
     def build(self, context: OptimizeContext, threads: Threads) -> BuiltCandidate:
-        source = _named_source(context, self.name)
+        source, _ = quantizer_paths(context, self.name)
         groups = weight_groups(onnx.load(str(source)))
         if not groups:
             raise UnsupportedModelError("no MatMul with a constant weight to quantize")
@@ -228,14 +216,6 @@ def _regroup(pairs: list[tuple[WeightGroup, str]]) -> list[WeightGroup]:
     for group, node in pairs:
         nodes.setdefault(group, []).append(node)
     return [WeightGroup(g.op_type, g.shape, tuple(names)) for g, names in nodes.items()]
-
-
-def _named_source(context: OptimizeContext, name: str) -> Path:
-    source, _ = quantizer_paths(context, name)
-    model = onnx.load(str(source))
-    name_nodes(model)
-    onnx.save(model, str(source))
-    return source
 
 
 CANDIDATES = [OnnxRuntimeMixedInt8()]

@@ -218,13 +218,27 @@ def quiet_quantizer() -> Iterator[None]:
 def quantizer_paths(context: OptimizeContext, name: str) -> tuple[Path, Path]:
     """The graph to quantize, without its recorded intermediate shapes: the quantizer infers
     them again and refuses a graph whose exporter recorded shapes it infers differently
-    (the PyTorch exporter's fixed-size `value_info` against a dynamic batch)."""
+    (the PyTorch exporter's fixed-size `value_info` against a dynamic batch). Every node is
+    named, since the quantizer selects nodes by name."""
     assert context.onnx is not None
     model = onnx.load_from_string(context.onnx)
     del model.graph.value_info[:]
+    name_nodes(model)
     source = context.workdir / f"{name}-in.onnx"
     source.write_bytes(model.SerializeToString())
     return source, context.workdir / f"{name}.onnx"
+
+
+def name_nodes(model: onnx.ModelProto) -> None:
+    """Give unnamed nodes a unique name: the quantizer selects nodes by name."""
+    taken = {node.name for node in model.graph.node if node.name}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
 
 
 class OnnxRuntimeFp16(Candidate):
