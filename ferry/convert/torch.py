@@ -405,7 +405,7 @@ def _fixed_first_axis(value: onnx.ValueInfoProto, size: int) -> bool:
 
 @contextmanager
 def _quiet_export() -> Iterator[None]:
-    """Silence two messages from torch's internals that say nothing about the user's model."""
+    """Silence messages from torch's internals that say nothing about the user's model."""
     logger = logging.getLogger(_NOISY_LOGGER)
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -413,6 +413,9 @@ def _quiet_export() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)",
                                     category=FutureWarning)
+            # a module loaded from a .pt2 refuses eval() but was traced in eval mode
+            warnings.filterwarnings("ignore", message="Exporting a model while it is in"
+                                    " training mode", category=UserWarning)
             yield
     finally:
         logger.setLevel(level)
