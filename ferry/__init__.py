@@ -5,18 +5,45 @@
     predictor = ferry.load("churn@production")
     predictor.predict(X)
     result = ferry.optimize("churn:1")   # the fastest variant that predicts the same
+
+The names below are imported on first use, so `import ferry` (and the `ferry` command line)
+does not load numpy, pandas, ONNX or the registry until something needs them.
 """
 
-from ferry.convert.check import Tolerance
-from ferry.errors import FerryError
-from ferry.loading import load, load_sample
-from ferry.optimizer import optimize
-from ferry.registration import Lineage, register
-from ferry.registry import ModelVersion, Registry
-from ferry.runtime.predictor import Predictor
-from ferry.uri import ModelURI
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ferry.convert.check import Tolerance
+    from ferry.errors import FerryError
+    from ferry.loading import load, load_sample
+    from ferry.optimizer import optimize
+    from ferry.registration import Lineage, register
+    from ferry.registry import ModelVersion, Registry
+    from ferry.runtime.predictor import Predictor
+    from ferry.uri import ModelURI
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "FerryError": "ferry.errors", "Lineage": "ferry.registration", "ModelURI": "ferry.uri",
+    "ModelVersion": "ferry.registry", "Predictor": "ferry.runtime.predictor",
+    "Registry": "ferry.registry", "Tolerance": "ferry.convert.check", "load": "ferry.loading",
+    "load_sample": "ferry.loading", "optimize": "ferry.optimizer",
+    "register": "ferry.registration",
+}
+"""Where each public name lives."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name from its module the first time it is asked for."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "FerryError",

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
 from ferry.convert import SavedOriginal, converter_for
-from ferry.data import sample_from_parquet
+from ferry.data import AnySample, sample_from_parquet
 from ferry.registry import ModelVersion, Registry, Runtime
 from ferry.runtime.native import NativePredictor
 from ferry.runtime.onnx_runtime import SessionSettings
@@ -36,9 +33,9 @@ def load_version(version: ModelVersion, registry: Registry,
                            model=version.name, version=version.version)
 
 
-def load_sample(uri: str | ModelURI, *, registry: Registry | None = None
-                ) -> pd.DataFrame | np.ndarray:
-    """The reference sample stored with a version."""
+def load_sample(uri: str | ModelURI, *, registry: Registry | None = None) -> AnySample:
+    """The reference sample stored with a version (a dict of arrays for a sample given as one
+    array per input)."""
     registry = registry or Registry()
     return sample_from_parquet(registry.read_artifact(registry.get(uri), "sample"))
 

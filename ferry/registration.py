@@ -20,7 +20,7 @@ import pandas as pd
 from ferry.convert import Conversion, Converter, find_converter
 from ferry.convert.base import Sample
 from ferry.convert.check import ConversionCheck, Tolerance, compare
-from ferry.data import as_sample, fingerprint, head, sample_to_parquet
+from ferry.data import as_sample, fingerprint, head, sample_rows, sample_to_parquet
 from ferry.errors import (
     ConversionCheckError,
     FerryError,
@@ -54,7 +54,7 @@ class Lineage:
         record: dict[str, Any] = {}
         if self.training_data is not None:
             record["data_fingerprint"] = fingerprint(as_sample(self.training_data))
-            record["data_rows"] = len(self.training_data)
+            record["data_rows"] = sample_rows(as_sample(self.training_data))
         for key in ("data_start", "data_end"):
             value = getattr(self, key)
             if value is not None:
@@ -85,6 +85,9 @@ def register(
 ) -> ModelVersion:
     """Register `model` as the next version of `name` and return that version.
 
+    sample: rows like the training data (a DataFrame, an array, a pyarrow Table) or, for an
+        ONNX model with several tensor inputs, one array per input by name
+        (`{"INPUT0": a, "INPUT1": b}`); kept with the version and used for the check.
     dynamic_axes: for PyTorch models, input axes besides the batch that take any size,
         `{axis: name}` (e.g. `{1: "sequence"}` for token ids); others stay at the sample's.
     """
@@ -93,7 +96,7 @@ def register(
     converter = find_converter(model, framework)
     if dynamic_axes:
         converter = converter.with_dynamic_axes(dynamic_axes)
-    data = _sample(sample if sample is not None else example_input)
+    data = _sample(converter, sample if sample is not None else example_input)
     reference = None if data is None else _reference(converter, model, data)
     conversion = _convert(converter, model, data, force)
     check = None
@@ -119,8 +122,16 @@ def register(
     return registry.create_version(name, draft)
 
 
-def _sample(data: Any) -> Sample | None:
-    return None if data is None else head(as_sample(data), DEFAULT_SAMPLE_ROWS)
+def _sample(converter: Converter, data: Any) -> Sample | None:
+    if data is None:
+        return None
+    sample = as_sample(data)
+    if isinstance(sample, dict) and not converter.named_inputs:
+        raise SampleMismatchError(
+            f"a sample of one array per input is for ONNX graphs with several inputs; give"
+            f" a {converter.framework} model rows like its training data (a DataFrame or an"
+            " array)")
+    return head(sample, DEFAULT_SAMPLE_ROWS)
 
 
 def _convert(converter: Converter, model: object, data: Sample | None,

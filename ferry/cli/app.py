@@ -1,16 +1,21 @@
-"""The `ferry` command line: register, list, inspect, alias, predict, collect garbage."""
+"""The `ferry` command line: register, list, inspect, alias, predict, collect garbage.
+
+Only typer, rich and ferry's light modules load at start-up, so `ferry --help` and shell
+completion answer at once: the registry, numpy, pandas and the converters are imported
+inside the commands that use them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
-import pandas as pd
 import typer
 
 from ferry.cli.output import (
-    fail,
+    JsonFlag,
+    UsageError,
+    command_line,
     handles_errors,
     print_json,
     print_table,
@@ -18,25 +23,48 @@ from ferry.cli.output import (
     stdout,
     when,
 )
-from ferry.convert import converter_for
-from ferry.data import read_sample_file, read_table_file, write_table_file
-from ferry.errors import InvalidInputError
-from ferry.files import read_model_file
-from ferry.loading import load
-from ferry.registration import register as register_model
-from ferry.registry import ModelVersion, Registry
-from ferry.signature import Role
 from ferry.uri import validate_name
 
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from ferry.registry import ModelVersion, Registry
+    from ferry.runtime.predictor import Outputs
+
 app = typer.Typer(help="ferry: carry a trained model from a notebook to production.",
-                  no_args_is_help=True, pretty_exceptions_enable=False,
-                  add_completion=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False)
 alias_app = typer.Typer(help="Point aliases (production, staging, ...) at versions.",
                         no_args_is_help=True)
 app.add_typer(alias_app, name="alias")
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 PREVIEW_ROWS = 50
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ferry import __version__
+
+        stdout.print(f"ferry {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def common_options(version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Print ferry's version and exit.")] = False) -> None:
+    """ferry: carry a trained model from a notebook to production."""
+
+
+def _registry() -> Registry:
+    from ferry.registry import Registry
+
+    return Registry()
+
+
+def _require_file(path: Path, option: str) -> None:
+    if not path.is_file():
+        raise UsageError(f"no such file: {path} ({option})")
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, Any]:
@@ -44,11 +72,11 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, Any]:
     for item in values or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise InvalidInputError(f"invalid {what} {item!r}: write KEY=VALUE")
+            raise UsageError(f"invalid {what} {item!r}: write KEY=VALUE")
         try:
             result[key] = float(raw) if what == "metric" else raw
         except ValueError as exc:
-            raise InvalidInputError(f"invalid metric {item!r}: the value must be a number") from exc
+            raise UsageError(f"invalid metric {item!r}: the value must be a number") from exc
     return result
 
 
@@ -56,8 +84,8 @@ def _axes(values: list[str] | None) -> dict[int, str]:
     axes: dict[int, str] = {}
     for axis, name in _pairs(values, "dynamic axis").items():
         if not axis.isdigit():
-            raise InvalidInputError(f"invalid dynamic axis {axis}={name}: write AXIS=NAME with"
-                                    " AXIS a number, e.g. 1=sequence")
+            raise UsageError(f"invalid dynamic axis {axis}={name}: write AXIS=NAME with"
+                             " AXIS a number, e.g. 1=sequence")
         axes[int(axis)] = name
     return axes
 
@@ -71,7 +99,8 @@ def register(
     framework: Annotated[str | None, typer.Option(help="sklearn, xgboost, lightgbm, torch,"
                                                    " onnx or pmml (guessed if left out).")] = None,
     sample: Annotated[Path | None, typer.Option(help="Sample rows: .csv, .parquet, .json"
-                                                " or .npy.")] = None,
+                                                " or .npy; or .npz with one array per model"
+                                                " input, named after it.")] = None,
     trust_pickle: Annotated[bool, typer.Option(help="Allow loading a pickle file.")] = False,
     force: Annotated[bool, typer.Option(help="Register even if conversion fails or is off"
                                         " tolerance (then served natively).")] = False,
@@ -84,17 +113,20 @@ def register(
     json_output: JsonFlag = False,
 ) -> None:
     """Register a model file as the next version of NAME, with its checked ONNX form."""
-    validate_name(name)
-    if framework is not None:
-        converter_for(framework)
-    metrics, tags = _pairs(metric, "metric"), _pairs(tag, "tag")
-    axes = _axes(dynamic_axis)
+    from ferry.data import read_sample_file
+    from ferry.files import read_model_file
+    from ferry.registration import register as register_model
+
+    with command_line():
+        _check_registration(file, name, framework, sample)
+        metrics, tags = _pairs(metric, "metric"), _pairs(tag, "tag")
+        axes = _axes(dynamic_axis)
     model = read_model_file(file, framework=framework, trust_pickle=trust_pickle)
     rows = read_sample_file(sample) if sample is not None else None
     with stderr.status(f"converting and checking {file.name}..."):
         version = register_model(model, name, sample=rows, metrics=metrics, tags=tags,
                                  description=description, framework=framework, force=force,
-                                 dynamic_axes=axes, registry=Registry())
+                                 dynamic_axes=axes, registry=_registry())
     if json_output:
         print_json(version)
         return
@@ -102,11 +134,24 @@ def register(
                  f" {version.runtime}); check: {_check_summary(version)}")
 
 
+def _check_registration(file: Path, name: str, framework: str | None,
+                        sample: Path | None) -> None:
+    """What `register` was given on the command line, before anything is read."""
+    from ferry.convert import converter_for
+
+    validate_name(name)
+    if framework is not None:
+        converter_for(framework)
+    _require_file(file, "FILE")
+    if sample is not None:
+        _require_file(sample, "--sample")
+
+
 @app.command()
 @handles_errors
 def models(json_output: JsonFlag = False) -> None:
     """List registered models."""
-    found = Registry().models()
+    found = _registry().models()
     if json_output:
         print_json(found)
         return
@@ -119,7 +164,7 @@ def models(json_output: JsonFlag = False) -> None:
 @handles_errors
 def versions(name: str, json_output: JsonFlag = False) -> None:
     """List the versions of a model."""
-    found = Registry().versions(name)
+    found = _registry().versions(name)
     if json_output:
         print_json(found)
         return
@@ -134,7 +179,7 @@ def versions(name: str, json_output: JsonFlag = False) -> None:
 @handles_errors
 def show(uri: str, json_output: JsonFlag = False) -> None:
     """Show a version: signature, metrics, lineage and conversion check."""
-    version = Registry().get(uri)
+    version = _registry().get(uri)
     if json_output:
         print_json(version)
         return
@@ -180,10 +225,11 @@ def _show_check(version: ModelVersion) -> None:
         stdout.print(f"conversion check: {_check_summary(version)}")
         return
     print_table(f"conversion check on {check.get('rows')} {check.get('data')} rows",
-                ["output", "passed", "max abs error", "max rel error", "label agreement"],
+                ["output", "passed", "max abs error", "max rel error", "label agreement",
+                 "exact match"],
                 [(o["role"], o["passed"], _num(o.get("max_abs_error")),
-                  _num(o.get("max_rel_error")), _num(o.get("label_agreement")))
-                 for o in outputs])
+                  _num(o.get("max_rel_error")), _num(o.get("label_agreement")),
+                  _num(o.get("exact_match"))) for o in outputs])
     if version.forced:
         stdout.print("[yellow]registered with --force[/]")
 
@@ -208,7 +254,7 @@ def _aliases(aliases: dict[str, int]) -> str:
 @handles_errors
 def alias_set(name: str, alias: str, version: int) -> None:
     """Point ALIAS of model NAME at VERSION (moving it if it exists)."""
-    event = Registry().set_alias(name, alias, version)
+    event = _registry().set_alias(name, alias, version)
     if event is None:
         stdout.print(f"{name}@{alias} already points at {version}")
         return
@@ -220,7 +266,7 @@ def alias_set(name: str, alias: str, version: int) -> None:
 @handles_errors
 def alias_rm(name: str, alias: str) -> None:
     """Remove ALIAS from model NAME."""
-    Registry().remove_alias(name, alias)
+    _registry().remove_alias(name, alias)
     stdout.print(f"removed {name}@{alias}")
 
 
@@ -228,7 +274,7 @@ def alias_rm(name: str, alias: str) -> None:
 @handles_errors
 def alias_list(name: str, json_output: JsonFlag = False) -> None:
     """List the aliases of model NAME."""
-    aliases = Registry().aliases(name)
+    aliases = _registry().aliases(name)
     if json_output:
         print_json(aliases)
         return
@@ -239,7 +285,7 @@ def alias_list(name: str, json_output: JsonFlag = False) -> None:
 @handles_errors
 def history(name: str, json_output: JsonFlag = False) -> None:
     """Every change to a model: registrations, alias moves, archives, deletions."""
-    events = Registry().history(name)
+    events = _registry().history(name)
     if json_output:
         print_json(events)
         return
@@ -252,7 +298,7 @@ def history(name: str, json_output: JsonFlag = False) -> None:
 @handles_errors
 def archive(name: str, version: int) -> None:
     """Archive a version (kept, but no longer the latest)."""
-    Registry().archive(name, version)
+    _registry().archive(name, version)
     stdout.print(f"archived {name}:{version}")
 
 
@@ -260,7 +306,7 @@ def archive(name: str, version: int) -> None:
 @handles_errors
 def delete(name: str, version: Annotated[int | None, typer.Argument()] = None) -> None:
     """Delete a version, or with no VERSION the whole model (history is kept)."""
-    registry = Registry()
+    registry = _registry()
     if version is None:
         registry.delete_model(name)
         stdout.print(f"deleted model {name}")
@@ -274,14 +320,19 @@ def delete(name: str, version: Annotated[int | None, typer.Argument()] = None) -
 def predict(
     uri: str,
     input: Annotated[Path, typer.Option("--input", "-i", help="Rows: .csv, .parquet, .json"
-                                        " or .npy.")],
+                                        " or .npy; or .npz with one array per model input.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions to"
                                                 " .csv, .parquet or .json.")] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Predict with a registered version on the rows of a file."""
-    rows = read_sample_file(input) if input.suffix == ".npy" else read_table_file(input)
-    predictor = load(uri, registry=Registry())
+    from ferry.data import read_sample_file, write_table_file
+    from ferry.loading import load
+
+    with command_line():
+        _require_file(input, "--input")
+    rows = read_sample_file(input)
+    predictor = load(uri, registry=_registry())
     outputs = predictor.outputs(rows)
     frame = _prediction_frame(predictor.signature.class_labels, outputs,
                               predictor.predict(rows))
@@ -297,8 +348,12 @@ def predict(
             stdout.print(f"... {len(frame) - PREVIEW_ROWS} more rows: use --output")
 
 
-def _prediction_frame(labels: Any, outputs: dict[Role, np.ndarray],
-                      prediction: np.ndarray) -> pd.DataFrame:
+def _prediction_frame(labels: Any, outputs: Outputs, prediction: np.ndarray) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
+    from ferry.signature import Role
+
     values = np.asarray(prediction)
     if values.ndim == 1:
         frame = pd.DataFrame({"prediction": values})
@@ -323,8 +378,8 @@ def gc(
 ) -> None:
     """Remove artifacts that no version references (left by failed registrations)."""
     if grace < 0:
-        fail("--grace must be zero or more seconds")
-    report = Registry().gc(grace_s=grace)
+        raise UsageError("--grace must be zero or more seconds")
+    report = _registry().gc(grace_s=grace)
     if json_output:
         print_json(report)
         return

@@ -17,12 +17,14 @@ import numpy as np
 import onnx
 import pandas as pd
 
+from ferry.data import NamedTensors
 from ferry.errors import InvalidInputError, UnsupportedModelError
 from ferry.runtime.predictor import Outputs
 from ferry.signature import DYNAMIC, Layout, Role, Signature, Task, TensorSpec
 
-Sample = pd.DataFrame | np.ndarray
-"""Rows a model can take: named columns, or an array whose first axis is the batch."""
+Sample = pd.DataFrame | np.ndarray | NamedTensors
+"""Rows a model can take: named columns, an array whose first axis is the batch, or (for
+converters with `named_inputs`) one such array per graph input, by name."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class Converter(ABC):
     framework: ClassVar[str]
     file_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of the framework's own safe file formats that `read_file` opens."""
+    named_inputs: ClassVar[bool] = False
+    """Whether a sample may give one array per named input (a dict): graphs with several
+    tensor inputs. The others take rows (a DataFrame or an array)."""
 
     @abstractmethod
     def matches(self, model: object) -> bool:
@@ -115,6 +120,10 @@ def signature_from_sample(
     elif isinstance(sample, pd.DataFrame):
         names = tuple(str(c) for c in sample.columns)
         inputs = (TensorSpec("X", "float32", (DYNAMIC, len(names))),)
+    elif isinstance(sample, dict):
+        names = None
+        inputs = tuple(TensorSpec(name, str(array.dtype), (DYNAMIC, *array.shape[1:]))
+                       for name, array in sample.items())
     else:
         names = None
         inputs = (TensorSpec("X", str(sample.dtype), (DYNAMIC, *sample.shape[1:])),)

@@ -2,7 +2,8 @@
 
 Values and probabilities pass when every element satisfies `|onnx - original| <= atol +
 rtol * |original|` (the rule `numpy.isclose` and torch.onnx's verification use); labels pass
-when the share of rows whose labels agree reaches `min_label_agreement`.
+when the share of rows whose labels agree reaches `min_label_agreement`. Outputs of strings
+(or bytes) are compared as text and pass only when every element is equal.
 """
 
 from __future__ import annotations
@@ -39,10 +40,14 @@ class OutputCheck:
     max_abs_error: float | None = None
     max_rel_error: float | None = None
     label_agreement: float | None = None
+    exact_match: float | None = None
+    """String outputs: the share of elements equal to the original's."""
 
     def describe(self) -> str:
         if self.label_agreement is not None:
             return f"{self.role}: label agreement {self.label_agreement:.4%}"
+        if self.exact_match is not None:
+            return f"{self.role}: {self.exact_match:.4%} of strings equal"
         return (f"{self.role}: max abs error {self.max_abs_error:.3g},"
                 f" max rel error {self.max_rel_error:.3g}")
 
@@ -94,9 +99,27 @@ def _compare_one(role: Role, want: np.ndarray, got: np.ndarray, tol: Tolerance) 
     if np.asarray(want).size != np.asarray(got).size:
         return OutputCheck(str(role), passed=False, max_abs_error=float("inf"),
                            max_rel_error=float("inf"))
+    if _is_text(want) or _is_text(got):
+        match = float(np.mean(_as_text(want) == _as_text(got))) if np.size(want) else 1.0
+        return OutputCheck(str(role), match == 1.0, exact_match=match)
     close = closeness(want, got, rtol=tol.rtol, atol=tol.atol)
     return OutputCheck(str(role), close.passed, max_abs_error=close.max_abs_error,
                        max_rel_error=close.max_rel_error)
+
+
+def _is_text(values: np.ndarray) -> bool:
+    """Whether `values` holds strings or bytes (numpy string kinds, or str/bytes objects)."""
+    array = np.asarray(values)
+    if array.dtype.kind in "SU":
+        return True
+    return array.dtype.kind == "O" and any(isinstance(v, str | bytes) for v in array.flat)
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """Every element as `str`, bytes decoded as UTF-8 (ONNX Runtime gives str objects)."""
+    flat = np.asarray(values).reshape(-1)
+    return np.array([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+                     for v in flat], dtype=object)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ _SCORE_DTYPES = ("float16", "float32", "float64")
 class OnnxConverter(Converter):
     framework = "onnx"
     file_suffixes = (".onnx",)
+    named_inputs = True
 
     def matches(self, model: object) -> bool:
         return isinstance(model, onnx.ModelProto)

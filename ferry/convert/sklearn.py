@@ -116,7 +116,8 @@ def _initial_types(model: object, sample: Sample | None) -> tuple[Layout, list[A
                      for name, is_num in zip(names, numeric, strict=True)]
             return Layout.COLUMNS, types, names
         return Layout.TENSOR, [("X", FloatTensorType([None, len(names)]))], names
-    n_features = sample.shape[1] if sample is not None else getattr(model, "n_features_in_", None)
+    n_features = (sample.shape[1] if isinstance(sample, np.ndarray)
+                  else getattr(model, "n_features_in_", None))
     if n_features is None:
         raise UnsupportedModelError(
             f"cannot tell how many features {type(model).__name__} takes: pass a sample"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ferry.convert import SavedOriginal, converter_for
-from ferry.data import as_sample, sample_from_parquet
+from ferry.data import AnySample, as_sample, sample_from_parquet, sample_rows
 from ferry.errors import FerryError, InvalidInputError, SampleMismatchError, one_line
 from ferry.optimizer.candidate import (
     BuiltCandidate,
@@ -137,10 +137,10 @@ class _Inputs:
     """The reference rows, split, as the original and the candidates take them."""
 
     calibration: Feeds
-    heldout_rows: pd.DataFrame | np.ndarray
+    heldout_rows: AnySample
     heldout_feeds: Feeds
     y: np.ndarray | None
-    all_rows: pd.DataFrame | np.ndarray
+    all_rows: AnySample
 
 
 def optimize(uri: str | ModelURI, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
@@ -226,11 +226,12 @@ def _inputs(version: ModelVersion, registry: Registry,
             " with sample= (rows like the training data)", model=version.name,
             version=version.version)
     rows = sample_from_parquet(registry.read_artifact(version, "sample"))
-    if len(rows) < MIN_SAMPLE_ROWS:
-        raise InvalidInputError(f"{version.uri}'s reference sample has {len(rows)} rows;"
+    count = sample_rows(rows)
+    if count < MIN_SAMPLE_ROWS:
+        raise InvalidInputError(f"{version.uri}'s reference sample has {count} rows;"
                                 f" the optimizer needs at least {MIN_SAMPLE_ROWS}")
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(rows))
-    calibration_rows = min(MAX_CALIBRATION_ROWS, len(rows) // 2)
+    order = np.random.default_rng(SPLIT_SEED).permutation(count)
+    calibration_rows = min(MAX_CALIBRATION_ROWS, count // 2)
     calibration = _take(rows, order[:calibration_rows])
     heldout, y = _take(rows, order[calibration_rows:]), None
     if validation is not None:
@@ -243,7 +244,9 @@ def _inputs(version: ModelVersion, registry: Registry,
                    heldout_feeds=to_feeds(version.signature, heldout), y=y, all_rows=rows)
 
 
-def _take(rows: pd.DataFrame | np.ndarray, index: np.ndarray) -> pd.DataFrame | np.ndarray:
+def _take(rows: AnySample, index: np.ndarray) -> AnySample:
+    if isinstance(rows, dict):
+        return {name: array[index] for name, array in rows.items()}
     if isinstance(rows, pd.DataFrame):
         return rows.iloc[index].reset_index(drop=True)
     return rows[index]
@@ -396,9 +399,9 @@ def _announce(progress: SearchProgress, description: str) -> Callable[[], None]:
     return lambda: progress.advance(description)
 
 
-def _batches(rows: pd.DataFrame | np.ndarray, size: int) -> list[pd.DataFrame | np.ndarray]:
+def _batches(rows: AnySample, size: int) -> list[AnySample]:
     """`INPUT_VARIANTS` different batches of `size` rows, wrapping around the sample."""
-    count = len(rows)
+    count = sample_rows(rows)
     batches = []
     for variant in range(INPUT_VARIANTS):
         index = (np.arange(size) + variant * size) % count

@@ -1,15 +1,20 @@
 """Engines for the registry's metadata: SQLite by default, PostgreSQL (or any SQLAlchemy URL).
 
-SQLite runs in WAL mode and every transaction starts with `BEGIN IMMEDIATE`, so two processes
-never interleave a read-then-write (version numbering) and the loser waits on the busy
-timeout instead of failing. PostgreSQL takes row locks (`SELECT ... FOR UPDATE`) instead.
-Migrations run on first use, under an advisory lock on PostgreSQL.
+SQLite runs in WAL mode and every writing transaction starts with `BEGIN IMMEDIATE`, so two
+processes never interleave a read-then-write (version numbering) and the loser waits on the
+busy timeout instead of failing. Reading transactions (`transaction(engine, write=False)`)
+start with a deferred `BEGIN`: they read a snapshot and never wait for a writer (the server
+polls the registry every half second per model). PostgreSQL takes row locks
+(`SELECT ... FOR UPDATE`) instead. Migrations run on first use, under an advisory lock on
+PostgreSQL.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from ferry.errors import InvalidInputError, RegistryError
 from ferry.settings import DEFAULT_SQLITE_BUSY_TIMEOUT_S
@@ -26,6 +32,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 WAL_RETRY_S = 0.05
 MIGRATION_LOCK_KEY = 0x46455252
 """PostgreSQL advisory lock held while migrating ("FERR")."""
+READ_ONLY_OPTION = "ferry_read_only"
+"""Execution option of a connection whose transaction only reads (SQLite: a deferred BEGIN)."""
 
 
 def open_engine(url: str) -> Engine:
@@ -61,9 +69,19 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Session]:
+    """A session in one transaction, committed on success; `write=False` for reads only,
+    which on SQLite do not take the write lock."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        session.connection(execution_options={READ_ONLY_OPTION: not write})
+        yield session
 
 
 def _enable_wal(cursor: Any) -> None:

@@ -29,7 +29,7 @@ from ferry.errors import (
     VersionNotFoundError,
 )
 from ferry.registry.artifacts import ArtifactStore
-from ferry.registry.database import open_engine
+from ferry.registry.database import open_engine, transaction
 from ferry.registry.entities import (
     Event,
     ModelVersion,
@@ -87,24 +87,25 @@ class Registry:
         return self.actor or os.environ.get("FERRY_USER") or _login()
 
     @contextmanager
-    def _transaction(self) -> Iterator[Session]:
-        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+    def _transaction(self, *, write: bool) -> Iterator[Session]:
+        """One transaction; reads (`write=False`) never wait for a writer on SQLite."""
+        with transaction(self.engine, write=write) as session:
             yield session
 
     # -- models -----------------------------------------------------------------------------
 
     def models(self) -> list[RegisteredModel]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             rows = session.scalars(select(ModelRow).order_by(ModelRow.name)).all()
             return [self._model_entity(session, row) for row in rows]
 
     def model(self, name: str) -> RegisteredModel:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             return self._model_entity(session, _model_row(session, name))
 
     def update_model(self, name: str, *, description: str | None = None,
                      tags: dict[str, Any] | None = None) -> RegisteredModel:
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             row = _model_row(session, name)
             if description is not None:
                 row.description = description
@@ -114,7 +115,7 @@ class Registry:
 
     def delete_model(self, name: str) -> None:
         """Remove a model and every version; its history stays."""
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             row = _model_row(session, name, lock=True)
             session.execute(delete(AliasRow).where(AliasRow.model_id == row.id))
             session.execute(delete(VersionRow).where(VersionRow.model_id == row.id))
@@ -126,7 +127,7 @@ class Registry:
     def create_version(self, name: str, draft: VersionDraft) -> ModelVersion:
         """Record a new version whose artifacts are already stored; numbers are consecutive."""
         validate_name(name)
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             model = _lock_or_create_model(session, name, self._who())
             missing = [sha for sha in draft.artifacts() if not self.artifacts.exists(sha)]
             if missing:
@@ -142,7 +143,7 @@ class Registry:
             return _version_entity(name, row, ())
 
     def versions(self, name: str) -> list[ModelVersion]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             model = _model_row(session, name)
             aliases = _aliases_by_version(session, model.id)
             rows = session.scalars(select(VersionRow).where(VersionRow.model_id == model.id)
@@ -152,7 +153,7 @@ class Registry:
     def get(self, uri: str | ModelURI) -> ModelVersion:
         """The version a URI names: `name` (latest ready), `name:3` or `name@alias`."""
         parsed = ModelURI.parse(uri) if isinstance(uri, str) else uri
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             model = _model_row(session, parsed.name)
             number = _resolve_number(session, model, parsed)
             row = _find_version(session, model, number)
@@ -161,7 +162,7 @@ class Registry:
 
     def archive(self, name: str, version: int) -> ModelVersion:
         """Mark a version archived: kept, but no longer the latest or an alias target."""
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             model = _model_row(session, name, lock=True)
             row = _find_version(session, model, version)
             if row.status != Status.ARCHIVED:
@@ -172,7 +173,7 @@ class Registry:
 
     def delete_version(self, name: str, version: int) -> None:
         """Remove a version's record; its artifacts go at the next `gc()`."""
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             model = _model_row(session, name, lock=True)
             row = _find_version(session, model, version)
             _refuse_if_aliased(session, model, version, "delete")
@@ -185,7 +186,7 @@ class Registry:
         """Point `alias` at `version`; moving it back is a rollback, and history shows it.
         Returns the history event, or None when the alias already pointed there."""
         validate_alias(alias)
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             model = _model_row(session, name, lock=True)
             target = _find_version(session, model, version)
             if target.status != Status.READY:
@@ -208,7 +209,7 @@ class Registry:
 
     def remove_alias(self, name: str, alias: str) -> Event:
         validate_alias(alias)
-        with self._transaction() as session:
+        with self._transaction(write=True) as session:
             model = _model_row(session, name, lock=True)
             row = session.get(AliasRow, (model.id, alias))
             if row is None:
@@ -220,7 +221,7 @@ class Registry:
                              from_version=row.version)
 
     def aliases(self, name: str) -> dict[str, int]:
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             model = _model_row(session, name)
             return _alias_map(session, model.id)
 
@@ -228,7 +229,7 @@ class Registry:
 
     def history(self, name: str) -> list[Event]:
         validate_name(name)
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             rows = session.scalars(select(EventRow).where(EventRow.model == name)
                                    .order_by(EventRow.id)).all()
             if not rows:
@@ -249,7 +250,7 @@ class Registry:
     def gc(self, grace_s: float = DEFAULT_GC_GRACE_S) -> GcReport:
         """Remove artifacts no version references, older than `grace_s` seconds."""
         started = time.time()
-        with self._transaction() as session:
+        with self._transaction(write=False) as session:
             referenced: set[str] = set()
             for *columns, settings in session.execute(select(
                     VersionRow.original_sha256, VersionRow.onnx_sha256,

@@ -1,7 +1,9 @@
 """Turn what a user passes (numpy, pandas, pyarrow, a dict of columns) into model inputs.
 
 `to_feeds` is the one place that maps tabular data onto a signature's input tensors, so the
-Python API, the CLI and the conversion check all hand a model the same arrays.
+Python API, the CLI and the conversion check all hand a model the same arrays. A dict whose
+keys are the input names and whose arrays have the inputs' ranks gives the tensors as they are
+(a model with several tensor inputs); any other dict is a table of columns.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def as_frame_or_array(data: Any) -> pd.DataFrame | np.ndarray:
 
 def to_feeds(signature: Signature, data: Any) -> Feeds:
     """Build the input tensors for one call from `data`."""
+    if isinstance(data, Mapping) and _names_tensors(signature, data):
+        return {spec.name: _tensor(spec, np.asarray(data[spec.name]), None)
+                for spec in signature.inputs}
     frame = as_frame_or_array(data)
     if signature.layout == Layout.COLUMNS:
         return _column_feeds(signature, frame)
@@ -49,6 +54,21 @@ def to_feeds(signature: Signature, data: Any) -> Feeds:
         raise SampleMismatchError(f"the model takes several inputs ({names}): pass a DataFrame")
     spec = signature.inputs[0]
     return {spec.name: _tensor(spec, frame, signature.feature_names)}
+
+
+def _names_tensors(signature: Signature, data: Mapping[str, Any]) -> bool:
+    """Whether `data` holds one array per input, by name, each of the input's rank; a dict
+    of arrays of rank 2 or more that does not is refused, naming the inputs."""
+    specs = {spec.name: spec for spec in signature.inputs}
+    if all(name in data and np.ndim(data[name]) == len(spec.shape)
+           for name, spec in specs.items()):
+        return True
+    if any(np.ndim(values) > 1 for values in data.values()):
+        wanted = ", ".join(f"{name} {_show(spec.shape)}" for name, spec in specs.items())
+        raise SampleMismatchError(
+            f"got arrays {sorted(data)} of shapes {[list(np.shape(v)) for v in data.values()]};"
+            f" the model takes {wanted}: name each array after its input")
+    return False
 
 
 def _tensor(spec: TensorSpec, frame: pd.DataFrame | np.ndarray, names: Any) -> np.ndarray:

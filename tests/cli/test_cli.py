@@ -87,29 +87,39 @@ def test_register_then_inspect_alias_history_and_predict(iris_files: dict[str, P
         (1, "sklearn", ["production"]), (2, "onnx", [])]
 
 
+USAGE, FAILURE = 2, 1
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["show", "nope"], "no model named 'nope'"),
-        (["show", "bad name"], "invalid model name"),
-        (["show", "iris:0"], "invalid version"),
-        (["register", "missing.onnx", "--name", "x"], "no such file"),
-        (["register", "{pickle}", "--name", "x"], "--trust-pickle"),
-        (["register", "{pickle}", "--name", "../x", "--trust-pickle"], "invalid model name"),
-        (["register", "{pickle}", "--name", "x", "--framework", "keras"], "unknown framework"),
-        (["register", "{garbage}", "--name", "x"], "garbage.onnx"),
-        (["register", "{truncated}", "--name", "x", "--trust-pickle"], "truncated"),
+        (["show", "nope"], "no model named 'nope'", FAILURE),
+        (["show", "bad name"], "invalid model name", USAGE),
+        (["show", "iris:0"], "invalid version", USAGE),
+        (["register", "missing.onnx", "--name", "x"], "no such file", USAGE),
+        (["register", "{pickle}", "--name", "x", "--sample", "missing.csv"], "no such file",
+         USAGE),
+        (["register", "{pickle}", "--name", "x"], "--trust-pickle", USAGE),
+        (["register", "{pickle}", "--name", "../x", "--trust-pickle"], "invalid model name",
+         USAGE),
+        (["register", "{pickle}", "--name", "x", "--framework", "keras"], "unknown framework",
+         USAGE),
+        (["register", "{garbage}", "--name", "x"], "garbage.onnx", FAILURE),
+        (["register", "{truncated}", "--name", "x", "--trust-pickle"], "truncated", FAILURE),
         (["register", "{pickle}", "--name", "x", "--trust-pickle", "--sample", "{bad_sample}"],
-         "columns"),
+         "columns", FAILURE),
         (["register", "{pickle}", "--name", "x", "--trust-pickle", "--metric", "acc=high"],
-         "must be a number"),
-        (["predict", "nope", "--input", "{sample}"], "no model named"),
-        (["alias", "set", "nope", "production", "1"], "no model named"),
-        (["gc", "--grace", "-1"], "--grace"),
+         "must be a number", USAGE),
+        (["predict", "nope", "--input", "{sample}"], "no model named", FAILURE),
+        (["predict", "iris", "--input", "missing.csv"], "no such file", USAGE),
+        (["alias", "set", "nope", "production", "1"], "no model named", FAILURE),
+        (["alias", "set", "iris", "bad alias", "1"], "invalid alias", USAGE),
+        (["gc", "--grace", "-1"], "--grace", USAGE),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(iris_files: dict[str, Path], tmp_path: Path,
-                                          args: list[str], message: str) -> None:
+def test_errors_are_one_line_exit_2_for_usage_and_1_for_failures(
+        iris_files: dict[str, Path], tmp_path: Path, args: list[str], message: str,
+        code: int) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00not an onnx model at all\xff" * 10)
     truncated = tmp_path / "truncated.joblib"
@@ -120,9 +130,9 @@ def test_bad_input_is_one_line_and_exit_2(iris_files: dict[str, Path], tmp_path:
              "truncated": str(truncated), "bad_sample": str(bad_sample)}
     args = [a.format(**paths) for a in args]
 
-    code, _, err = ferry_cli(*args)
+    exit_code, _, err = ferry_cli(*args)
 
-    assert code == 2
+    assert exit_code == code, err
     assert message in err
     assert "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
@@ -138,7 +148,7 @@ def test_failed_registration_leaves_registry_as_it_was(iris_files: dict[str, Pat
     code, _, _ = ferry_cli("register", str(iris_files["pickle"]), "--name", "iris",
                            "--trust-pickle", "--sample", str(bad_sample))
 
-    assert code == 2
+    assert code == 1
     assert ferry_cli("versions", "iris", "--json")[1] == before
 
 
@@ -161,7 +171,7 @@ def test_installed_entry_point_reports_errors_without_traceback(ferry_home: Path
     result = subprocess.run([sys.executable, "-m", "ferry", "show", "nope@production"],
                             capture_output=True, text=True, env=env, timeout=120)
 
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.strip() == "error: no model named 'nope': `ferry models` lists them"
 
 

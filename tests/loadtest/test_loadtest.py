@@ -108,7 +108,7 @@ def test_sweep_writes_json_and_plot_and_picks_a_step(v2_server: V2Server,
                                                     tmp_path: Path) -> None:
     out_json, out_png = tmp_path / "run.json", tmp_path / "run.png"
     code, out, err = bench(v2_server.url, "--model", "iris", "--concurrency", "1,4", *QUICK,
-                           "--latency-target-ms", "1000", "--json", str(out_json),
+                           "--latency-target-ms", "1000", "--output", str(out_json),
                            "--plot", str(out_png), "--server-pid", str(v2_server.pid))
     assert code == 0, err
     report = json.loads(out_json.read_text())
@@ -131,7 +131,7 @@ def test_sweep_writes_json_and_plot_and_picks_a_step(v2_server: V2Server,
 def test_fixed_rate_sends_on_schedule(v2_server: V2Server, tmp_path: Path) -> None:
     out_json = tmp_path / "rate.json"
     code, out, err = bench(v2_server.url, "--model", "iris", "--rate", "50", *QUICK,
-                           "--json", str(out_json))
+                           "--output", str(out_json))
     assert code == 0, err
     (step,) = json.loads(out_json.read_text())["steps"]
     assert step["mode"] == "rate"
@@ -148,7 +148,7 @@ def test_binary_and_grpc_transports(v2_server: V2Server, tmp_path: Path,
     target = v2_server.grpc_address if "grpc" in transport else v2_server.url
     out_json = tmp_path / "run.json"
     code, _, err = bench(target, "--model", "iris", *transport, "--concurrency", "2",
-                         "--warmup", "0.2", "--duration", "0.5", "--json", str(out_json))
+                         "--warmup", "0.2", "--duration", "0.5", "--output", str(out_json))
     assert code == 0, err
     (step,) = json.loads(out_json.read_text())["steps"]
     assert step["requests"] > 0 and step["error_count"] == 0
@@ -180,21 +180,21 @@ def test_errors_by_status_drops_and_the_time_limit(v2_server: V2Server) -> None:
     assert [r.level for r in outcome.results] == [1] and outcome.skipped == [2]
 
 
-def test_unreachable_target_is_one_line_exit_2() -> None:
+def test_unreachable_target_is_one_line_exit_1() -> None:
     code, _, err = bench(f"http://127.0.0.1:{free_port()}", "--model", "iris", *QUICK)
-    assert code == 2
+    assert code == 1
     assert "cannot reach" in one_error_line(err)
     code, _, err = bench(f"127.0.0.1:{free_port()}", "--protocol", "grpc", "--model", "iris")
-    assert code == 2
+    assert code == 1
     assert "cannot reach" in one_error_line(err)
 
 
-def test_unknown_model_is_one_line_exit_2(v2_server: V2Server) -> None:
+def test_unknown_model_is_one_line_exit_1(v2_server: V2Server) -> None:
     code, _, err = bench(v2_server.url, "--model", "nope", *QUICK)
-    assert code == 2
+    assert code == 1
     assert "'nope' not found" in one_error_line(err)
     code, _, err = bench(v2_server.grpc_address, "--protocol", "grpc", "--model", "nope")
-    assert code == 2
+    assert code == 1
     assert "'nope' not found" in one_error_line(err)
 
 
@@ -215,7 +215,7 @@ def test_bad_options_are_one_line_exit_2(args: list[str], message: str) -> None:
 def test_registry_uri_needs_the_ferry_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ferry.serve.server", None)  # as if not written yet
     code, _, err = bench("iris@production", *QUICK)
-    assert code == 2
+    assert code == 1
     assert "serving a registry URI needs the ferry server" in one_error_line(err)
 
 

@@ -197,7 +197,7 @@ def test_cli_optimize_registers_and_reports(mlp_data: tuple[MLPClassifier, np.nd
     report = tmp_path / "out" / "mlp.md"
 
     result = CliRunner().invoke(app, ["optimize", "mlp", "--threads", "1", "--lossless-only",
-                                      "--batch-sizes", "1", "--report", str(report), "--json"])
+                                      "--batch-size", "1", "--report", str(report), "--json"])
 
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -208,18 +208,19 @@ def test_cli_optimize_registers_and_reports(mlp_data: tuple[MLPClassifier, np.nd
     assert ferry.Registry().get("mlp:2").parent_version == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["optimize", "mlp", "--batch-sizes", "one"], "--batch-sizes"),
-    (["optimize", "mlp", "--batch-sizes", "0"], "--batch-sizes"),
-    (["optimize", "mlp", "--tolerance", "nope=1"], "KEY=VALUE"),
-    (["optimize", "mlp", "--tolerance", "rtol=big"], "not a number"),
-    (["optimize", "mlp", "--threads", "0"], "--threads"),
-    (["optimize", "absent"], "absent"),
+@pytest.mark.parametrize(("args", "message", "code"), [
+    (["optimize", "mlp", "--batch-size", "one"], "--batch-size", 2),
+    (["optimize", "mlp", "--batch-sizes", "1,0"], "--batch-size", 2),
+    (["optimize", "mlp", "--tolerance", "nope=1"], "KEY=VALUE", 2),
+    (["optimize", "mlp", "--tolerance", "rtol=big"], "not a number", 2),
+    (["optimize", "mlp", "--threads", "0"], "--threads", 2),
+    (["optimize", "absent"], "absent", 1),
 ])
-def test_cli_optimize_mistakes_exit_2_with_one_line(args: list[str], message: str) -> None:
+def test_cli_optimize_mistakes_exit_2_failures_1_with_one_line(args: list[str], message: str,
+                                                               code: int) -> None:
     result = CliRunner().invoke(app, args)
 
-    assert result.exit_code == 2
+    assert result.exit_code == code
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
