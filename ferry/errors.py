@@ -6,7 +6,8 @@
     │   ├── InvalidURIError              a model URI that does not parse
     │   ├── SampleMismatchError          sample or input columns that do not fit the model
     │   ├── UnsafeFileError              a pickle the user did not say to trust
-    │   └── RequestTooLargeError         a request body over the server's limit
+    │   ├── RequestTooLargeError         a request body over the server's limit
+    │   └── RequestTimeoutError          a request body not sent within the server's timeout
     ├── NotFoundError (LookupError)
     │   ├── ModelNotFoundError
     │   ├── VersionNotFoundError
@@ -65,6 +66,10 @@ class UnsafeFileError(InvalidInputError):
 
 class RequestTooLargeError(InvalidInputError):
     """A request body larger than the server accepts."""
+
+
+class RequestTimeoutError(InvalidInputError):
+    """A client that did not send its whole request within the server's request timeout."""
 
 
 class NotFoundError(FerryError, LookupError):

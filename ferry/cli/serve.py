@@ -1,31 +1,28 @@
-"""`ferry serve`: the Open Inference Protocol server over HTTP and gRPC."""
+"""`ferry serve`: the Open Inference Protocol server over HTTP and gRPC.
+
+The server is imported when the command runs; its defaults come from `ferry.serve.defaults`,
+which imports nothing, so `ferry --help` stays fast.
+"""
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
 
-from ferry.cli.output import fail, handles_errors
-from ferry.serve import access
-from ferry.serve.batching import (
-    DEFAULT_INSTANCES,
-    DEFAULT_MAX_BATCH_SIZE,
-    DEFAULT_MAX_QUEUE_SIZE,
-    BatchSettings,
-)
-from ferry.serve.settings import (
+from ferry.cli.output import command_line, handles_errors
+from ferry.serve.defaults import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
     DEFAULT_HTTP_PORT,
+    DEFAULT_INSTANCES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_DELAY_S,
+    DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_REQUEST_TIMEOUT_S,
-    ServeSettings,
 )
 from ferry.uri import ModelURI
-
-LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
 @handles_errors
@@ -40,7 +37,8 @@ def serve(
     max_batch_size: Annotated[int, typer.Option(help="Rows per batched model call.")
                               ] = DEFAULT_MAX_BATCH_SIZE,
     max_queue_delay_ms: Annotated[float, typer.Option(
-        help="Wait this long for a fuller batch when others are queued.")] = 0.0,
+        help="Wait this long for a fuller batch when others are queued.")
+    ] = DEFAULT_MAX_QUEUE_DELAY_S * 1000,
     preferred_batch_size: Annotated[list[int] | None, typer.Option(
         help="Batch sizes worth waiting for (repeatable).")] = None,
     max_queue_size: Annotated[int, typer.Option(help="Requests queued per model before 503.")
@@ -56,24 +54,26 @@ def serve(
     access_log: Annotated[bool, typer.Option(help="One JSON line per request.")] = True,
 ) -> None:
     """Serve models from the registry over the Open Inference Protocol (HTTP and gRPC)."""
+    from ferry.serve import access
+    from ferry.serve.batching import BatchSettings
     from ferry.serve.server import run
+    from ferry.serve.settings import ServeSettings
+    from ferry.serve.validation import at_least
 
-    for uri in uris or []:
-        ModelURI.parse(uri)
-    if min(workers, max_batch_size, max_queue_size, instances) < 1 or timeout_s <= 0:
-        fail("--workers, --instances, --max-batch-size and --max-queue-size must be at least 1"
-             " and --timeout-s positive")
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    access.configure(access_log)
-    batching = BatchSettings(max_batch_size=max_batch_size,
-                             max_queue_delay_s=max_queue_delay_ms / 1000,
-                             preferred_batch_sizes=tuple(preferred_batch_size or ()),
-                             max_queue_size=max_queue_size, instances=instances)
-    settings = ServeSettings(host=host, http_port=http_port,
-                             grpc_port=None if grpc_port < 0 else grpc_port,
-                             max_request_bytes=int(max_request_mb * 2**20),
-                             request_timeout_s=timeout_s, admin_token=admin_token,
-                             access_log=access_log, batching=batching)
+    with command_line():  # the settings check the values typed: a mistake exits with 2
+        for uri in uris or []:
+            ModelURI.parse(uri)
+        at_least("workers", workers, 1, "processes sharing the ports")
+        batching = BatchSettings(max_batch_size=max_batch_size,
+                                 max_queue_delay_s=max_queue_delay_ms / 1000,
+                                 preferred_batch_sizes=tuple(preferred_batch_size or ()),
+                                 max_queue_size=max_queue_size, instances=instances)
+        settings = ServeSettings(host=host, http_port=http_port,
+                                 grpc_port=None if grpc_port < 0 else grpc_port,
+                                 max_request_bytes=int(max_request_mb * 2**20),
+                                 request_timeout_s=timeout_s, admin_token=admin_token,
+                                 access_log=access_log, batching=batching)
+    access.configure_logging(access_log)  # JSON lines on stderr (ferry.serve.access)
     run(uris or [], settings, workers=workers)
 
 

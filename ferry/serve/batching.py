@@ -12,30 +12,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ferry.errors import InferenceTimeoutError, ServerOverloadedError
+from ferry.errors import (
+    FerryError,
+    InferenceError,
+    InferenceTimeoutError,
+    ModelNotReadyError,
+    ServerOverloadedError,
+)
+from ferry.serve import validation
+from ferry.serve.defaults import (
+    DEFAULT_INSTANCES,
+    DEFAULT_MAX_BATCH_SIZE,
+    DEFAULT_MAX_QUEUE_DELAY_S,
+    DEFAULT_MAX_QUEUE_SIZE,
+)
 
 Arrays = dict[str, np.ndarray]
 RunBatch = Callable[[Arrays], Arrays]
 
-DEFAULT_MAX_BATCH_SIZE = 64
-DEFAULT_MAX_QUEUE_DELAY_S = 0.0
-"""No added wait by default: batches form from requests that arrive during a model call."""
-DEFAULT_MAX_QUEUE_SIZE = 1024
 DEFAULT_RETRY_AFTER_S = 1.0
-DEFAULT_INSTANCES = 1
 INLINE_COMPUTE_LIMIT_S = 0.0005
 """Model calls that take less than this (on average) run on the event loop itself: a thread
 hop would cost more than the call. Slower calls run on the model's instance threads, so the
 loop keeps reading requests (and refusing them when the queue is full) meanwhile."""
+DEFAULT_CLOSE_GRACE_S = 30.0
+"""How long `close()` waits for queued and running requests before failing them (503)."""
+_CLOSE_POLL_S = 0.002
 _EWMA_WEIGHT = 0.2
+log = logging.getLogger("ferry.serve")
 
 
 @dataclass(frozen=True)
@@ -47,6 +60,17 @@ class BatchSettings:
     instances: int = DEFAULT_INSTANCES
     """Model calls that may run at once, each on a thread of its own."""
 
+    def __post_init__(self) -> None:
+        validation.at_least("max_batch_size", self.max_batch_size, 1, "rows per model call")
+        validation.at_least("max_queue_size", self.max_queue_size, 1,
+                            "requests queued per model")
+        validation.at_least("instances", self.instances, 1, "model calls at once")
+        validation.not_negative("max_queue_delay_s", self.max_queue_delay_s,
+                                "seconds to wait for a fuller batch")
+        validation.within("preferred_batch_sizes", self.preferred_batch_sizes, 1,
+                          self.max_batch_size, "batch sizes worth waiting for, up to"
+                          " max_batch_size")
+
 
 @dataclass
 class _Pending:
@@ -57,8 +81,20 @@ class _Pending:
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-BatchObserver = Callable[[int, float, float], None]
-"""Called with (rows in the batch, seconds its oldest request waited, seconds of compute)."""
+@dataclass(frozen=True, slots=True)
+class BatchTiming:
+    """What one model call took: its rows, each request's wait in the queue, and the seconds
+    spent merging inputs, in the model, and splitting outputs back to the requests."""
+
+    rows: int
+    waits_s: tuple[float, ...]
+    input_s: float
+    infer_s: float
+    output_s: float
+
+
+BatchObserver = Callable[[BatchTiming], None]
+"""Called on the event loop's thread once per model call, after its requests are answered."""
 
 
 class DynamicBatcher:
@@ -106,16 +142,24 @@ class DynamicBatcher:
             self._wakeup = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._work())
 
-    async def close(self) -> None:
-        """Finish what is queued and running, then stop the worker."""
-        while self._queue or self._running:
-            await asyncio.sleep(0.001)
+    async def close(self, grace_s: float = DEFAULT_CLOSE_GRACE_S) -> None:
+        """Finish what is queued and running, for up to `grace_s` seconds; then fail what is
+        left (503: retry) and stop the worker."""
+        deadline = time.perf_counter() + grace_s
+        while (self._queue or self._running) and time.perf_counter() < deadline:
+            await asyncio.sleep(_CLOSE_POLL_S)
+        self._fail_queued(_unloaded())
+        running = list(self._running)
+        for task in running:
+            task.cancel()  # fails its batch; the model call itself runs on to its end
+        await asyncio.gather(*running, return_exceptions=True)
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+            self._executor, self._slots = None, None
 
     async def _work(self) -> None:
         assert self._wakeup is not None
@@ -123,13 +167,29 @@ class DynamicBatcher:
             await self._wakeup.wait()
             self._wakeup.clear()
             while self._queue:
-                if self.settings.max_queue_delay_s > 0 and len(self._queue) > 1:
-                    await self._wait_for_preferred()
-                if self._inline():
-                    self._deliver(*self._compute(self._take()))
-                    await asyncio.sleep(0)  # let requests that arrived meanwhile queue up
-                else:
-                    await self._start_threaded()
+                try:
+                    await self._next_batch()
+                except Exception as exc:  # a bug outside the model call: no request may hang
+                    log.exception("the batcher failed; failing the requests it held")
+                    self._fail_queued(_batch_error(exc))
+
+    async def _next_batch(self) -> None:
+        if self.settings.max_queue_delay_s > 0 and len(self._queue) > 1:
+            await self._wait_for_preferred()
+        if not self._inline():
+            await self._start_threaded()
+            return
+        batch = self._take()
+        try:
+            self._deliver(*self._compute(batch))
+        except Exception as exc:
+            log.exception("the batcher failed; failing the batch it held")
+            _fail(batch, _batch_error(exc))
+        await asyncio.sleep(0)  # let requests that arrived meanwhile queue up
+
+    def _fail_queued(self, error: Exception) -> None:
+        _fail(self._queue, error)
+        self._queue.clear()
 
     def _inline(self) -> bool:
         return self.settings.instances == 1 and self._compute_s < INLINE_COMPUTE_LIMIT_S
@@ -150,12 +210,19 @@ class DynamicBatcher:
         task.add_done_callback(self._running.discard)
 
     async def _threaded(self, batch: list[_Pending]) -> None:
-        assert self._slots is not None
+        slots = self._slots
+        assert slots is not None
         try:
             loop = asyncio.get_running_loop()
             self._deliver(*await loop.run_in_executor(self._executor, self._compute, batch))
+        except asyncio.CancelledError:  # `close()` gave up waiting for this batch
+            _fail(batch, _unloaded())
+            raise
+        except Exception as exc:
+            log.exception("the batcher failed; failing the batch it held")
+            _fail(batch, _batch_error(exc))
         finally:
-            self._slots.release()
+            slots.release()
             if self._queue and self._wakeup is not None:
                 self._wakeup.set()
 
@@ -173,42 +240,64 @@ class DynamicBatcher:
         return sum(p.rows for p in self._queue)
 
     def _take(self) -> list[_Pending]:
-        """The next batch, oldest first; requests past their deadline fail here instead."""
+        """The next batch, oldest first, of requests whose inputs stack with the first one's
+        (the others keep their place for a later batch); those past their deadline fail."""
         now = time.perf_counter()
         batch: list[_Pending] = []
+        unfit: list[_Pending] = []
         rows = 0
         while self._queue and (not batch
                                or rows + self._queue[0].rows <= self.settings.max_batch_size):
             item = self._queue.popleft()
-            if not _expired(item, now):
-                batch.append(item)
-                rows += item.rows
+            if _expired(item, now):
+                continue
+            if batch and not _stackable(batch[0].inputs, item.inputs):
+                unfit.append(item)
+                continue
+            batch.append(item)
+            rows += item.rows
+        self._queue.extendleft(reversed(unfit))
         return batch
 
-    def _compute(self, batch: list[_Pending]) -> tuple[list[_Pending], Arrays | Exception]:
+    def _compute(self, batch: list[_Pending]) -> tuple[list[_Pending], Arrays | Exception,
+                                                      BatchTiming | None]:
         """One model call for the batch's live requests (on any thread: no future is touched
         here except to fail those past their deadline, and `_deliver` sets the rest)."""
         now = time.perf_counter()
         live = [p for p in batch if not p.future.done()]
         if not live:
-            return live, {}
+            return live, {}, None
         try:
-            outputs: Arrays | Exception = self.run(_concatenate([p.inputs for p in live]))
+            merged = _concatenate([p.inputs for p in live])
+            merged_at = time.perf_counter()
+            outputs: Arrays | Exception = self.run(merged)
         except Exception as exc:
-            outputs = exc
+            merged_at, outputs = now, exc
         elapsed = time.perf_counter() - now
         self._compute_s += _EWMA_WEIGHT * (elapsed - self._compute_s)
-        if self.observe is not None:
-            self.observe(sum(p.rows for p in live), now - live[0].enqueued, elapsed)
-        return live, outputs
+        timing = BatchTiming(sum(p.rows for p in live), tuple(now - p.enqueued for p in live),
+                             merged_at - now, elapsed - (merged_at - now), 0.0)
+        return live, outputs, timing
 
-    def _deliver(self, live: list[_Pending], outputs: Arrays | Exception) -> None:
+    def _deliver(self, live: list[_Pending], outputs: Arrays | Exception,
+                 timing: BatchTiming | None) -> None:
+        started = time.perf_counter()
         if isinstance(outputs, Exception):
-            for pending in live:
-                if not pending.future.done():
-                    pending.future.set_exception(outputs)
-            return
-        _split(live, outputs)
+            _fail(live, outputs)
+        else:
+            try:
+                _split(live, outputs)
+            except Exception as exc:  # outputs that do not split back into the requests
+                _fail(live, _batch_error(exc))
+        if self.observe is not None and timing is not None:
+            self._observe(replace(timing, output_s=time.perf_counter() - started))
+
+    def _observe(self, timing: BatchTiming) -> None:
+        assert self.observe is not None
+        try:
+            self.observe(timing)
+        except Exception:  # the requests are answered; a broken observer costs only figures
+            log.exception("the batch observer failed")
 
 
 def _expired(pending: _Pending, now: float) -> bool:
@@ -221,6 +310,35 @@ def _expired(pending: _Pending, now: float) -> bool:
     return False
 
 
+def _fail(requests: Iterable[_Pending], error: BaseException) -> None:
+    for pending in requests:
+        if not pending.future.done():
+            pending.future.set_exception(error)
+
+
+def _unloaded() -> ModelNotReadyError:
+    return ModelNotReadyError("the model was unloaded (or the server stopped) before this"
+                              " request was answered: retry it")
+
+
+def _batch_error(exc: Exception) -> FerryError:
+    if isinstance(exc, FerryError):
+        return exc
+    return InferenceError(f"batching failed: {type(exc).__name__}: {exc}")
+
+
+def _stackable(first: Arrays, other: Arrays) -> bool:
+    """Whether `other`'s inputs concatenate with `first`'s along the batch axis."""
+    if len(other) != len(first):
+        return False
+    for name, array in first.items():
+        given = other.get(name)
+        if (given is None or given.shape[1:] != array.shape[1:]
+                or (given.dtype is not array.dtype and given.dtype != array.dtype)):
+            return False
+    return True
+
+
 def _concatenate(requests: list[Arrays]) -> Arrays:
     if len(requests) == 1:
         return requests[0]
@@ -228,6 +346,8 @@ def _concatenate(requests: list[Arrays]) -> Arrays:
 
 
 def _split(batch: list[_Pending], outputs: Arrays) -> None:
+    if len(batch) > 1:
+        _check_rows(outputs, sum(p.rows for p in batch))
     start = 0
     for pending in batch:
         end = start + pending.rows
@@ -235,3 +355,11 @@ def _split(batch: list[_Pending], outputs: Arrays) -> None:
             pending.future.set_result(outputs if len(batch) == 1 else
                                       {name: value[start:end] for name, value in outputs.items()})
         start = end
+
+
+def _check_rows(outputs: Arrays, rows: int) -> None:
+    for name, value in outputs.items():
+        if np.ndim(value) == 0 or len(value) != rows:
+            raise InferenceError(
+                f"the model answered a batch of {rows} rows with output {name!r} of shape"
+                f" {list(np.shape(value))}: a batched model must return one row per input row")

@@ -1,17 +1,28 @@
 """The data plane: what every transport asks of the server, with no HTTP or gRPC in it.
 
 The REST and gRPC adapters decode a request into `ferry.serve.types`, call one method here,
-and encode the answer; errors are `ferry.errors` classes that the adapters map at their edge.
+and encode the answer; errors are `ferry.errors` classes that `ferry.serve.outcomes` maps for
+both. Inference is two steps so that the HTTP front end can answer from a callback:
+`served()` resolves the model (the request recorder labels the request with it), then
+`begin_infer()` queues the request and returns its `PendingInference`; `infer()` does both
+and waits.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
+
+import pandas as pd
 
 from ferry import __version__
 from ferry.errors import UnauthorizedError
+from ferry.serve.batching import Arrays
+from ferry.serve.model import PendingInference, ServedModel
+from ferry.serve.model_config import BACKEND, ModelConfig, load_override
 from ferry.serve.repository import ModelRepository
 from ferry.serve.settings import SERVER_NAME, ServeSettings
+from ferry.serve.statistics import ModelStatistics
 from ferry.serve.types import (
     InferenceRequest,
     InferenceResponse,
@@ -20,7 +31,7 @@ from ferry.serve.types import (
     ServerMetadata,
 )
 
-EXTENSIONS = ("binary_tensor_data", "model_repository")
+EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_configuration")
 
 
 class DataPlane:
@@ -46,17 +57,49 @@ class DataPlane:
         served = self.repository.get(name, version)
         return served.metadata(self.repository.versions(name))
 
+    def served(self, name: str, version: str | None = None) -> ServedModel:
+        return self.repository.get(name, version)
+
+    def begin_infer(self, served: ServedModel, request: InferenceRequest) -> PendingInference:
+        """Check the request and queue it on the model's batcher."""
+        return served.begin(request, self.settings.request_timeout_s)
+
     async def infer(self, name: str, version: str | None,
                     request: InferenceRequest) -> InferenceResponse:
+        pending = self.begin_infer(self.served(name, version), request)
+        await pending.future
+        return pending.response()
+
+    async def predict(self, served: ServedModel, rows: pd.DataFrame) -> Arrays:
+        """Named rows through the model (`/predict`), mapped through its signature."""
+        arrays, count = served.arrays_from_rows(rows)
+        return await served.batcher.submit(arrays, count, self.settings.request_timeout_s)
+
+    def model_config(self, name: str, version: str | None = None) -> ModelConfig:
         served = self.repository.get(name, version)
-        return await served.infer(request, self.settings.request_timeout_s)
+        platform, backend = BACKEND.get(served.version.runtime, ("", ""))
+        return ModelConfig(served.name, platform, backend, served.input_metadata,
+                           served.output_metadata, served.batching,
+                           round(self.settings.request_timeout_s * 1e6))
+
+    def statistics(self, name: str = "", version: str | None = None) -> list[ModelStatistics]:
+        """Every served version's statistics, one model's, or one version's."""
+        if not name:
+            return [served.statistics for served in self.repository.served_models()]
+        if version:
+            return [self.repository.get(name, version).statistics]
+        self.repository.get(name)  # an unknown model is an error, not an empty list
+        return [served.statistics for served in self.repository.served_models(name)]
 
     def repository_index(self) -> list[RepositoryEntry]:
         return self.repository.index()
 
-    async def load(self, name: str, token: str | None) -> None:
+    async def load(self, name: str, token: str | None,
+                   parameters: dict[str, Any] | None = None) -> None:
+        """Load or reload a model; `parameters` may carry a configuration override."""
         self._authorize(token)
-        await self.repository.load(name)
+        batching = load_override(name, parameters or {}, self.settings.batching)
+        await self.repository.load(name, batching)
 
     async def unload(self, name: str, token: str | None) -> None:
         self._authorize(token)

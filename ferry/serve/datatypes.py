@@ -63,9 +63,19 @@ def element_size(datatype: str) -> int:
 
 
 def to_bytes_array(values: Any) -> np.ndarray:
-    """An object array of `bytes` from strings or bytes (BYTES tensors)."""
+    """A flat object array of `bytes` from a model's BYTES output: bytes stay, strings are
+    encoded as UTF-8, anything else (a number, a label object) as its text. (Never `bytes(n)`:
+    that is n zero bytes.) Request data are checked by the codecs, not converted here."""
     flat = np.asarray(values, dtype=object).reshape(-1)
     out = np.empty(flat.shape, dtype=object)
     for i, value in enumerate(flat):
-        out[i] = value.encode() if isinstance(value, str) else bytes(value)
+        out[i] = _as_bytes(value)
     return out
+
+
+def _as_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, bytearray | memoryview):
+        return bytes(value)
+    return str(value).encode()

@@ -11,10 +11,13 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from ferry.serve.batching import BatchObserver
+from ferry.serve.batching import BatchObserver, BatchTiming
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -23,6 +26,9 @@ SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 167
                 67108864)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (before prometheus_client is imported) in the worker processes of `ferry serve
+--workers N`: each records into files there and `/metrics` sums every worker's."""
 
 
 class ServerMetrics:
@@ -45,7 +51,7 @@ class ServerMetrics:
         self.batch_size = Histogram("ferry_batch_size", "Rows per model call.",
                                     ["model", "version"], buckets=BATCH_BUCKETS, registry=r)
         self.inflight = Gauge("ferry_inflight_requests", "Requests being answered.",
-                              ["protocol"], registry=r)
+                              ["protocol"], registry=r, multiprocess_mode="livesum")
         self.request_size = Histogram("ferry_request_size_bytes", "Request body sizes.",
                                       ["protocol"], buckets=SIZE_BUCKETS, registry=r)
         self.response_size = Histogram("ferry_response_size_bytes", "Response body sizes.",
@@ -56,12 +62,20 @@ class ServerMetrics:
         compute = self.compute_duration.labels(model, version)
         size = self.batch_size.labels(model, version)
 
-        def observe(rows: int, waited_s: float, compute_s: float) -> None:
-            size.observe(rows)
-            queue.observe(waited_s)
-            compute.observe(compute_s)
+        def observe(timing: BatchTiming) -> None:
+            size.observe(timing.rows)
+            for wait in timing.waits_s:
+                queue.observe(wait)
+            compute.observe(timing.input_s + timing.infer_s)
 
         return observe
 
     def exposition(self) -> bytes:
-        return bytes(generate_latest(self.registry))
+        """The metrics in Prometheus' text format: this process's, or with several workers
+        (`MULTIPROCESS_DIR_ENV` set) the sum over every live worker."""
+        directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+        if not directory:
+            return bytes(generate_latest(self.registry))
+        workers = CollectorRegistry()
+        MultiProcessCollector(workers, path=directory)
+        return bytes(generate_latest(workers))

@@ -18,8 +18,15 @@ from ferry.errors import InferenceError, InvalidInputError
 from ferry.registry import ModelVersion, Runtime
 from ferry.runtime.feeds import to_feeds
 from ferry.runtime.predictor import GraphPredictor, Predictor
-from ferry.serve.batching import Arrays, BatchObserver, BatchSettings, DynamicBatcher
+from ferry.serve.batching import (
+    Arrays,
+    BatchObserver,
+    BatchSettings,
+    BatchTiming,
+    DynamicBatcher,
+)
 from ferry.serve.datatypes import BYTES, from_signature, to_bytes_array
+from ferry.serve.statistics import ModelStatistics
 from ferry.serve.types import (
     InferenceRequest,
     InferenceResponse,
@@ -46,13 +53,26 @@ class ServedModel:
         self._outputs = [spec for spec in version.signature.outputs]
         self.input_metadata = tuple(_tensor_metadata(s) for s in version.signature.inputs)
         """The protocol's view of the inputs, built once (raw binary requests need it)."""
-        self.batcher = DynamicBatcher(self.run_arrays, batching, observe)
+        self.output_metadata = tuple(_tensor_metadata(s) for s in self._outputs)
+        self.batching = batching
+        self.statistics = ModelStatistics(self.name, self.version_label, batching.max_batch_size)
+        self.batcher = DynamicBatcher(self.run_arrays, batching, self._observer(observe))
+
+    def _observer(self, metrics: BatchObserver | None) -> BatchObserver:
+        record = self.statistics.record_batch
+        if metrics is None:
+            return record
+
+        def observe(timing: BatchTiming) -> None:
+            record(timing)
+            metrics(timing)
+
+        return observe
 
     def metadata(self, versions: tuple[str, ...]) -> ModelMetadata:
         return ModelMetadata(
             name=self.name, versions=versions, platform=PLATFORM.get(self.version.runtime, ""),
-            inputs=self.input_metadata,
-            outputs=tuple(_tensor_metadata(s) for s in self._outputs))
+            inputs=self.input_metadata, outputs=self.output_metadata)
 
     async def infer(self, request: InferenceRequest,
                     timeout_s: float | None = None) -> InferenceResponse:
@@ -72,11 +92,9 @@ class ServedModel:
     def arrays(self, request: InferenceRequest) -> tuple[Arrays, int]:
         """The request's tensors as the model's input arrays, and the batch size."""
         given = {i.name: i for i in request.inputs}
-        unknown = sorted(set(given) - set(self._inputs))
-        missing = [name for name in self._inputs if name not in given]
-        if unknown or missing:
-            raise InvalidInputError(self._naming_error(unknown, missing),
-                                    model=self.name, version=self.version.version)
+        problem = self._naming_error(request, given)
+        if problem is not None:
+            raise InvalidInputError(problem, model=self.name, version=self.version.version)
         arrays = {name: self._array(spec, given[name]) for name, spec in self._inputs.items()}
         batch_sizes = {a.shape[0] for a in arrays.values()}
         if len(batch_sizes) != 1:
@@ -88,11 +106,20 @@ class ServedModel:
         """Arrays for the model from named rows, mapped through the signature."""
         return to_feeds(self.version.signature, frame), len(frame)
 
-    def _naming_error(self, unknown: list[str], missing: list[str]) -> str:
+    def _naming_error(self, request: InferenceRequest,
+                      given: dict[str, InferInput]) -> str | None:
+        """What is wrong with the request's input names, if anything."""
+        if len(given) != len(request.inputs):
+            repeated = _repeated([i.name for i in request.inputs])
+            return f"input {repeated!r} appears more than once in the request: send each once"
         expected = ", ".join(self._inputs)
+        unknown = sorted(set(given) - set(self._inputs))
         if unknown:
             return f"unknown input {unknown[0]!r} for model {self.name}: it takes {expected}"
-        return f"missing input {missing[0]!r} for model {self.name}: it takes {expected}"
+        missing = [name for name in self._inputs if name not in given]
+        if missing:
+            return f"missing input {missing[0]!r} for model {self.name}: it takes {expected}"
+        return None
 
     def _array(self, spec: TensorSpec, given: InferInput) -> np.ndarray:
         expected = from_signature(spec.dtype)
@@ -108,13 +135,29 @@ class ServedModel:
                 f" {list(spec.shape)} (-1: any size)", model=self.name,
                 version=self.version.version)
         if expected == BYTES:
-            return np.vectorize(_text, otypes=[object])(given.data) if given.data.size else \
-                given.data
+            return self._texts(spec.name, given.data)
         return given.data
+
+    def _texts(self, name: str, data: np.ndarray) -> np.ndarray:
+        """BYTES data as the model's strings: UTF-8 text, refused naming the input if not."""
+        if not data.size:
+            return data
+        try:
+            return np.vectorize(_text, otypes=[object])(data)
+        except UnicodeDecodeError as exc:
+            raise InvalidInputError(
+                f"input {name!r}: BYTES data are not valid UTF-8 ({exc.reason} at byte"
+                f" {exc.start} of an element): send text encoded as UTF-8", model=self.name,
+                version=self.version.version) from None
 
     def _wanted_outputs(self, request: InferenceRequest) -> list[TensorSpec]:
         if not request.outputs:
             return self._outputs
+        names = [output.name for output in request.outputs]
+        if len(set(names)) != len(names):
+            raise InvalidInputError(
+                f"output {_repeated(names)!r} is requested more than once: ask for each output"
+                " once", model=self.name, version=self.version.version)
         by_name = {spec.name: spec for spec in self._outputs}
         for output in request.outputs:
             if output.name not in by_name:
@@ -167,6 +210,16 @@ class PendingInference:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _repeated(names: list[str]) -> str:
+    """The first name that comes twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise ValueError("no name comes twice")
 
 
 def _tensor_metadata(spec: TensorSpec) -> TensorMetadata:

@@ -19,6 +19,7 @@ from ferry.errors import (
     FerryError,
     ModelNotFoundError,
     ModelNotReadyError,
+    NotFoundError,
     VersionNotFoundError,
 )
 from ferry.loading import load_version
@@ -45,6 +46,8 @@ class _Entry:
     pinned: set[int] = field(default_factory=set)
     """Versions asked for by number on the command line: kept whatever the aliases do."""
     follow_latest: bool = True
+    batching: BatchSettings | None = None
+    """A repository load's configuration override; None: the server's settings."""
 
 
 @dataclass(frozen=True)
@@ -77,12 +80,15 @@ class ModelRepository:
             if name in self._unloaded:
                 raise ModelNotReadyError(f"model {name!r} is unloaded: load it first",
                                          model=name)
-            raise ModelNotFoundError(f"no model named {name!r} is served", model=name)
+            raise ModelNotFoundError(f"Request for unknown model: '{name}' is not found (no model"
+                                     f" named {name!r} is served)", model=name)
         number = self._number(name, entry, version)
         served = entry.versions.get(number)
         if served is None:
-            raise VersionNotFoundError(f"model {name!r} has no version {version!r} loaded",
-                                       model=name)
+            loaded = ", ".join(str(v) for v in sorted(entry.versions)) or "none"
+            raise VersionNotFoundError(f"Request for unknown model: '{name}' version {version}"
+                                       f" is not found (model {name!r} has no version"
+                                       f" {version!r} loaded; loaded: {loaded})", model=name)
         return served
 
     def _number(self, name: str, entry: _Entry, version: str | None) -> int:
@@ -95,13 +101,20 @@ class ModelRepository:
         if version.isascii() and version.isdigit():
             return int(version)
         if version not in entry.aliases:
-            raise AliasNotFoundError(f"model {name!r} has no version or alias {version!r}",
-                                     model=name)
+            raise AliasNotFoundError(
+                f"failed to get model version from specified version string '{version}':"
+                f" model {name!r} has no version or alias {version!r}", model=name)
         return entry.aliases[version]
 
     def versions(self, name: str) -> tuple[str, ...]:
         entry = self._entries.get(name)
         return () if entry is None else tuple(str(v) for v in sorted(entry.versions))
+
+    def served_models(self, name: str | None = None) -> list[ServedModel]:
+        """The loaded versions, of one model or of all, by name and version."""
+        names = sorted(self._entries) if name is None else [name]
+        return [served for model in names if model in self._entries
+                for _, served in sorted(self._entries[model].versions.items())]
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -144,10 +157,21 @@ class ModelRepository:
             except FerryError as exc:
                 log.warning("not serving %s: %s", model.name, exc)
 
-    async def load(self, name: str) -> None:
-        """The repository API's load: (re)load a model by name."""
-        self._entries.pop(name, None)
-        await self.add(name)
+    async def load(self, name: str, batching: BatchSettings | None = None) -> None:
+        """The repository API's load: (re)load a model by name, with `batching` in place of
+        the server's settings when given. The new versions are loaded before they replace
+        the old ones, so requests meanwhile are answered by the old."""
+        entry = _Entry(batching=batching)
+        async with self._lock:
+            try:
+                await self._sync(name, entry)
+            except NotFoundError as exc:
+                raise ModelNotFoundError(f"failed to load '{name}': {exc}", model=name) from exc
+            old = self._entries.get(name)
+            self._entries[name] = entry
+            self._unloaded.discard(name)
+        for served in [] if old is None else old.versions.values():
+            await served.batcher.close()
 
     async def unload(self, name: str) -> None:
         async with self._lock:
@@ -168,15 +192,16 @@ class ModelRepository:
                 except FerryError as exc:
                     log.warning("refreshing %s failed, keeping what is loaded: %s", name, exc)
 
-    async def close(self) -> None:
-        for entry in self._entries.values():
-            for served in entry.versions.values():
-                await served.batcher.close()
+    async def close(self, grace_s: float) -> None:
+        """Finish what every model has queued, for up to `grace_s` seconds in all."""
+        batchers = [served.batcher for entry in self._entries.values()
+                    for served in entry.versions.values()]
+        await asyncio.gather(*(batcher.close(grace_s) for batcher in batchers))
 
     async def _sync(self, name: str, entry: _Entry, extra_alias: str | None = None) -> None:
         wanted = await asyncio.to_thread(self._wanted, name, entry, extra_alias)
         for number in sorted(wanted.numbers - set(entry.versions)):
-            entry.versions[number] = await self._load(name, number)
+            entry.versions[number] = await self._load(name, number, entry.batching)
         entry.aliases = wanted.aliases
         stale = set(entry.versions) - wanted.numbers
         for number in stale:
@@ -193,17 +218,18 @@ class ModelRepository:
             numbers.add(self.registry.get(name).version)
         return _Wanted(aliases=aliases, numbers=numbers)
 
-    async def _load(self, name: str, number: int) -> ServedModel:
+    async def _load(self, name: str, number: int,
+                    batching: BatchSettings | None) -> ServedModel:
         version = await asyncio.to_thread(self.registry.get, f"{name}:{number}")
-        served = await asyncio.to_thread(self._build, version)
+        served = await asyncio.to_thread(self._build, version, batching or self.batching)
         log.info("loaded %s:%s (%s)", name, number, version.runtime)
         return served
 
-    def _build(self, version: ModelVersion) -> ServedModel:
+    def _build(self, version: ModelVersion, batching: BatchSettings) -> ServedModel:
         predictor = load_version(version, self.registry, self.session)
         observe = None if self.observe is None else self.observe(version.name,
                                                                    str(version.version))
-        served = ServedModel(version, predictor, self.batching, observe)
+        served = ServedModel(version, predictor, batching, observe)
         _warm_up(served, self.registry)
         return served
 

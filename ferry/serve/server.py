@@ -1,6 +1,12 @@
 """Run the server: HTTP (uvicorn) and gRPC (grpc.aio) on one asyncio loop per process, the
-registry poll that drives hot reload, graceful shutdown, and several worker processes that
-share the ports (SO_REUSEPORT) to use every core.
+registry poll that drives hot reload, and graceful shutdown; several worker processes that
+share the ports (SO_REUSEPORT) run under `ferry.serve.supervisor`.
+
+Shutdown (SIGTERM or SIGINT, or `Server.stop()`): the server turns not ready, both protocols
+stop taking requests and finish every one in flight (within `shutdown_grace_s`, HTTP and gRPC
+at once), then the models are unloaded. The signals are handled here, not by uvicorn: its
+handlers would drain HTTP alone and then re-raise the signal, killing the process with gRPC
+calls still in flight.
 """
 
 from __future__ import annotations
@@ -8,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import os
+import math
 import signal
 import socket
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,11 +31,13 @@ from ferry.serve.metrics import ServerMetrics
 from ferry.serve.repository import ModelRepository
 from ferry.serve.rest.app import create_app
 from ferry.serve.rest.protocol import protocol_class
+from ferry.serve.rest.upload import UploadDeadline
 from ferry.serve.settings import ServeSettings
+from ferry.serve.validation import at_least
 
 log = logging.getLogger("ferry.serve")
 STARTUP_TIMEOUT_S = 120.0
-PARENT_CHECK_S = 1.0
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
@@ -46,6 +52,14 @@ def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server without its signal handlers (see the module docstring)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class Server:
@@ -66,7 +80,8 @@ class Server:
         self.http_port = 0
         self.grpc_port: int | None = None
         self._uvicorn: uvicorn.Server | None = None
-        self._grpc: object | None = None
+        self._grpc: Any = None
+        """A started `grpc.aio.Server` (grpc is imported only when gRPC is on)."""
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -86,10 +101,13 @@ class Server:
         asgi = create_app(self.dataplane, self.metrics, self.settings.access_log)
         sock = bind(self.settings.host, self.settings.http_port, self.reuse_port)
         self.http_port = sock.getsockname()[1]
-        config = uvicorn.Config(asgi, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=int(self.settings.shutdown_grace_s),
-                                loop="none", http=protocol_class(asgi.calls))
-        self._uvicorn = uvicorn.Server(config)
+        timeout_s = self.settings.request_timeout_s
+        config = uvicorn.Config(UploadDeadline(asgi, timeout_s), log_level="warning",
+                                log_config=None, access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=math.ceil(
+                                    self.settings.shutdown_grace_s),
+                                loop="none", http=protocol_class(asgi.calls, timeout_s))
+        self._uvicorn = _Uvicorn(config)
         self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock])))
         while not self._uvicorn.started:
             if self._tasks[-1].done():
@@ -103,7 +121,8 @@ class Server:
 
         server, port = create_server(self.dataplane, self.settings.host, self.settings.grpc_port,
                                      self.settings.max_request_bytes, metrics=self.metrics,
-                                     reuse_port=self.reuse_port)
+                                     reuse_port=self.reuse_port,
+                                     access_log=self.settings.access_log)
         await server.start()
         self._grpc, self.grpc_port = server, port
 
@@ -116,32 +135,68 @@ class Server:
                 log.exception("registry poll failed; serving what is loaded")
 
     async def wait(self) -> None:
-        """Until uvicorn stops (a signal, or `stop()`)."""
+        """Until uvicorn stops (`stop()`, or a failure, which this raises). Cancelling the
+        wait leaves uvicorn running."""
         if self._tasks:
-            await self._tasks[0]
+            await asyncio.shield(self._tasks[0])
 
     async def stop(self) -> None:
-        """Stop taking requests, finish the ones in flight, unload."""
+        """Stop taking requests, finish the ones in flight on both protocols (within the
+        shutdown grace), then stop the registry poll and unload the models."""
         self.dataplane.ready = False
-        if self._grpc is not None:
-            await self._grpc.stop(self.settings.shutdown_grace_s)  # type: ignore[attr-defined]
+        await asyncio.gather(self._stop_http(), self._stop_grpc())
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.repository.close(self.settings.shutdown_grace_s)
+
+    async def _stop_http(self) -> None:
         if self._uvicorn is not None:
-            self._uvicorn.should_exit = True
-        for task in self._tasks:
-            if task is not self._tasks[0]:
-                task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.repository.close()
+            self._uvicorn.should_exit = True  # uvicorn waits for the connections in flight
+            await asyncio.gather(self._tasks[0], return_exceptions=True)
+
+    async def _stop_grpc(self) -> None:
+        if self._grpc is not None:
+            await self._grpc.stop(self.settings.shutdown_grace_s)
 
 
 async def _serve(uris: Sequence[str], settings: ServeSettings, reuse_port: bool) -> None:
     server = Server(uris, settings, reuse_port=reuse_port)
     await server.start()
+    with _stop_on_signals() as stopping:
+        try:
+            await _first_of(server.wait(), stopping.wait())
+            log.info("stopping: finishing the requests in flight (up to %s s)",
+                     settings.shutdown_grace_s)
+        finally:
+            await server.stop()
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[asyncio.Event]:
+    """An event that SIGTERM and SIGINT set while the block runs (later ones change nothing:
+    the shutdown in progress finishes within its grace)."""
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in SIGNALS:
+        loop.add_signal_handler(signum, stopping.set)
     try:
-        await server.wait()
+        yield stopping
     finally:
-        await server.stop()
+        for signum in SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def _first_of(*awaitables: Awaitable[Any]) -> None:
+    """Until one of `awaitables` is done (raising what it raised); the others are cancelled."""
+    tasks = [asyncio.ensure_future(awaitable) for awaitable in awaitables]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+    for task in done:
+        task.result()
 
 
 def new_loop() -> asyncio.AbstractEventLoop:
@@ -153,54 +208,22 @@ def new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def _run_loop(coroutine: Any) -> None:
+def serve_process(uris: Sequence[str], settings: ServeSettings, reuse_port: bool = False) -> None:
+    """Serve in this process until SIGTERM or SIGINT, then shut down gracefully."""
     with asyncio.Runner(loop_factory=new_loop) as runner:
-        runner.run(coroutine)
+        runner.run(_serve(uris, settings, reuse_port))
 
 
 def run(uris: Sequence[str], settings: ServeSettings, workers: int = 1) -> None:
-    """Serve until interrupted; with `workers` > 1, that many processes share the ports."""
-    if workers <= 1:
-        _run_loop(_serve(uris, settings, reuse_port=False))
+    """Serve until SIGTERM or SIGINT; with `workers` > 1, that many processes share the ports
+    under a supervisor (`ferry.serve.supervisor`)."""
+    at_least("workers", workers, 1, "processes sharing the ports")
+    if workers == 1:
+        serve_process(uris, settings)
         return
-    context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_worker, args=(list(uris), settings, os.getpid()),
-                                daemon=True) for _ in range(workers - 1)]
-    for child in children:
-        child.start()
+    from ferry.serve.supervisor import supervise
 
-    def stop_children(signum: int, _frame: object) -> None:
-        """uvicorn re-raises the signal once it has shut down: stop the workers, then exit."""
-        _stop(children, settings.shutdown_grace_s)
-        raise SystemExit(128 + signum)
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, stop_children)
-    try:
-        _run_loop(_serve(uris, settings, reuse_port=True))
-    finally:
-        _stop(children, settings.shutdown_grace_s)
-
-
-def _stop(children: list[Any], grace_s: float) -> None:
-    for child in children:
-        if child.is_alive():
-            child.terminate()
-    for child in children:
-        child.join(timeout=grace_s)
-
-
-def _worker(uris: list[str], settings: ServeSettings, parent: int) -> None:
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    with contextlib.suppress(KeyboardInterrupt):
-        _run_loop(_serve(uris, settings, reuse_port=True))
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A worker whose parent died (even by SIGKILL) stops too, instead of holding the port."""
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_S)
-    os._exit(0)
+    supervise(uris, settings, workers)
 
 
 @dataclass

@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ferry.errors import InvalidInputError
+from ferry.serve import validation
 from ferry.serve.batching import BatchSettings
+from ferry.serve.defaults import (
+    DEFAULT_GRPC_PORT,
+    DEFAULT_HOST,
+    DEFAULT_HTTP_PORT,
+    DEFAULT_MAX_REQUEST_BYTES,
+    DEFAULT_REQUEST_TIMEOUT_S,
+)
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_HTTP_PORT = 8000
-DEFAULT_GRPC_PORT = 8001
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
-"""Requests above this size are refused with 413 (gRPC: RESOURCE_EXHAUSTED)."""
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
 DEFAULT_POLL_INTERVAL_S = 0.5
 """How often the server re-reads the registry for alias moves (hot reload within 2 s)."""
 DEFAULT_SHUTDOWN_GRACE_S = 10.0
@@ -38,3 +41,18 @@ class ServeSettings:
     access_log: bool = True
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     batching: BatchSettings = field(default_factory=BatchSettings)
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise InvalidInputError("host must be an address to listen on, such as 127.0.0.1"
+                                    " or 0.0.0.0 (every interface)")
+        validation.port("http_port", self.http_port)
+        validation.port("grpc_port", self.grpc_port)
+        validation.at_least("max_request_bytes", self.max_request_bytes, 1,
+                            "the largest request body")
+        validation.positive("request_timeout_s", self.request_timeout_s, "per request")
+        validation.positive("poll_interval_s", self.poll_interval_s, "registry polls")
+        validation.not_negative("shutdown_grace_s", self.shutdown_grace_s,
+                                "seconds to finish requests in flight at shutdown")
+        validation.at_least("intra_op_threads", self.intra_op_threads, 0,
+                            "threads per model call; 0: ONNX Runtime's default")

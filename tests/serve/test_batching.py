@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Awaitable
+from typing import TypeVar
 
 import numpy as np
 import pytest
 
-from ferry.errors import InferenceTimeoutError, ServerOverloadedError
-from ferry.serve.batching import Arrays, BatchSettings, DynamicBatcher
+from ferry.errors import (
+    InferenceError,
+    InferenceTimeoutError,
+    ModelNotReadyError,
+    ServerOverloadedError,
+)
+from ferry.serve.batching import Arrays, BatchSettings, BatchTiming, DynamicBatcher, _Pending
+
+T = TypeVar("T")
 
 
 class Recorder:
@@ -138,3 +147,120 @@ def test_queue_delay_waits_for_a_preferred_size(preferred: tuple[int, ...]) -> N
     asyncio.run(staggered())
     assert sum(model.batches) == 4
     assert max(model.batches) >= 3
+
+
+def within(seconds: float, awaitable: Awaitable[T]) -> Awaitable[T]:
+    """Fail the test instead of hanging it when requests are left pending."""
+    return asyncio.wait_for(awaitable, seconds)
+
+
+def scalar_for_batches(arrays: Arrays) -> Arrays:
+    """A model that answers a batch of several rows with one value: not splittable."""
+    if len(arrays["x"]) > 1:
+        return {"y": np.float32(1.0)}  # type: ignore[dict-item]
+    return {"y": arrays["x"] * 2}
+
+
+def test_outputs_that_do_not_split_fail_their_batch_and_the_queue_goes_on() -> None:
+    batcher = DynamicBatcher(scalar_for_batches, BatchSettings(max_batch_size=2))
+
+    async def run() -> tuple[list[object], Arrays]:
+        outcomes = await within(5, asyncio.gather(
+            *(batcher.submit(rows(i), 1) for i in range(4)), return_exceptions=True))
+        alone = await within(5, batcher.submit(rows(7), 1))
+        await within(5, batcher.close())
+        return outcomes, alone
+
+    outcomes, alone = asyncio.run(run())
+    assert all(isinstance(o, InferenceError) and "2 rows" in str(o) for o in outcomes), outcomes
+    assert float(alone["y"][0, 0]) == 14.0
+
+
+def test_outputs_with_the_wrong_number_of_rows_fail_instead_of_mixing_answers() -> None:
+    batcher = DynamicBatcher(lambda arrays: {"y": arrays["x"][:1]}, BatchSettings())
+
+    async def run() -> list[object]:
+        return await within(5, asyncio.gather(*(batcher.submit(rows(i), 1) for i in range(3)),
+                                              return_exceptions=True))
+
+    outcomes = asyncio.run(run())
+    assert all(isinstance(o, InferenceError) and "3 rows" in str(o) for o in outcomes), outcomes
+
+
+@pytest.mark.parametrize("instances", [1, 2])
+def test_a_failing_observer_costs_no_answer(instances: int) -> None:
+    timings: list[BatchTiming] = []
+
+    def observe(timing: BatchTiming) -> None:
+        timings.append(timing)
+        raise RuntimeError("metrics backend down")
+
+    batcher = DynamicBatcher(Recorder(delay=0.002),
+                             BatchSettings(max_batch_size=2, instances=instances), observe)
+
+    async def run() -> list[Arrays]:
+        first = await within(5, submit_many(batcher, 5))
+        second = await within(5, submit_many(batcher, 5))
+        await within(5, batcher.close())
+        return first + second
+
+    assert len(asyncio.run(run())) == 10
+    assert timings
+
+
+def test_requests_of_different_trailing_shapes_run_in_separate_batches() -> None:
+    model = Recorder(delay=0.002)
+    batcher = DynamicBatcher(model, BatchSettings())
+    wide = {"x": np.ones((1, 3), dtype=np.float32)}
+
+    async def run() -> list[Arrays]:
+        return await within(5, asyncio.gather(
+            batcher.submit(rows(1), 1), batcher.submit(wide, 1), batcher.submit(rows(2), 1)))
+
+    narrow_first, wide_answer, narrow_second = asyncio.run(run())
+    assert wide_answer["y"].tolist() == [[2.0, 2.0, 2.0]]
+    assert float(narrow_first["y"][0, 0]) == 2.0 and float(narrow_second["y"][0, 0]) == 4.0
+    assert sorted(model.batches) == [1, 2]
+
+
+class BrokenOnce(DynamicBatcher):
+    """A batcher whose own bookkeeping fails once (a bug outside the model call)."""
+
+    broken = True
+
+    def _take(self) -> list[_Pending]:
+        if self.broken:
+            self.broken = False
+            raise RuntimeError("bookkeeping bug")
+        return super()._take()
+
+
+def test_a_failure_in_the_worker_fails_what_it_held_and_the_worker_goes_on() -> None:
+    batcher = BrokenOnce(Recorder(), BatchSettings())
+
+    async def run() -> tuple[list[object], Arrays]:
+        outcomes = await within(5, asyncio.gather(
+            *(batcher.submit(rows(i), 1) for i in range(3)), return_exceptions=True))
+        return outcomes, await within(5, batcher.submit(rows(5), 1))
+
+    outcomes, later = asyncio.run(run())
+    assert all(isinstance(o, InferenceError) and "bookkeeping bug" in str(o)
+               for o in outcomes), outcomes
+    assert float(later["y"][0, 0]) == 10.0
+
+
+def test_close_is_bounded_and_fails_what_it_could_not_finish() -> None:
+    batcher = DynamicBatcher(Recorder(delay=0.5), BatchSettings(max_batch_size=1, instances=2))
+
+    async def run() -> tuple[float, list[object]]:
+        futures = [batcher.enqueue(rows(i), 1) for i in range(4)]
+        await asyncio.sleep(0.05)  # two batches run on instance threads, two wait
+        started = time.perf_counter()
+        await within(5, batcher.close(grace_s=0.1))
+        closed_in = time.perf_counter() - started
+        outcomes = await within(5, asyncio.gather(*futures, return_exceptions=True))
+        return closed_in, outcomes
+
+    closed_in, outcomes = asyncio.run(run())
+    assert closed_in < 0.4
+    assert all(isinstance(o, ModelNotReadyError) for o in outcomes), outcomes

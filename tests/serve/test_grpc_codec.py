@@ -12,6 +12,7 @@ tritonclient_grpc = pytest.importorskip("tritonclient.grpc")
 
 from google.protobuf.descriptor import Descriptor  # noqa: E402
 from tritonclient.grpc import InferInput, InferRequestedOutput, InferResult  # noqa: E402
+from tritonclient.grpc import model_config_pb2 as model_config  # noqa: E402
 from tritonclient.grpc import service_pb2 as triton  # noqa: E402
 from tritonclient.grpc._utils import _get_inference_request  # noqa: E402
 
@@ -76,18 +77,41 @@ def _assert_same_message(ours: Descriptor, theirs: Descriptor, allowed_extra: se
         _assert_same_message(ours.nested_types_by_name[nested.name], nested, set())
 
 
-@pytest.mark.parametrize("name", sorted(pb.DESCRIPTOR.message_types_by_name))
+SUBSETS = {"ModelStatistics", "ModelConfig", "ModelInput", "ModelOutput", "ModelInstanceGroup",
+           "ModelQueuePolicy", "ModelDynamicBatching"}
+"""Messages of which ferry declares only the fields it fills (each with Triton's number)."""
+
+
+def _tritons(name: str) -> Descriptor:
+    if name in triton.DESCRIPTOR.message_types_by_name:
+        return triton.DESCRIPTOR.message_types_by_name[name]
+    return model_config.DESCRIPTOR.message_types_by_name[name]
+
+
+@pytest.mark.parametrize("name", sorted(set(pb.DESCRIPTOR.message_types_by_name) - SUBSETS))
 def test_every_message_matches_tritons_descriptor(name: str) -> None:
     extra = {"properties"} if name == "ModelMetadataResponse" else set()  # OIP-only field 6
-    _assert_same_message(pb.DESCRIPTOR.message_types_by_name[name],
-                         triton.DESCRIPTOR.message_types_by_name[name], extra)
+    _assert_same_message(pb.DESCRIPTOR.message_types_by_name[name], _tritons(name), extra)
+
+
+@pytest.mark.parametrize("name", sorted(SUBSETS))
+def test_subset_messages_use_tritons_field_numbers_and_types(name: str) -> None:
+    mine, theirs = _fields(pb.DESCRIPTOR.message_types_by_name[name]), _fields(_tritons(name))
+    assert mine
+    assert {field: theirs[field] for field in mine} == mine
+
+
+def test_data_types_are_tritons() -> None:
+    ours = {v.name: v.number for v in pb.DESCRIPTOR.enum_types_by_name["DataType"].values}
+    assert ours == {v.name: v.number
+                    for v in model_config.DESCRIPTOR.enum_types_by_name["DataType"].values}
 
 
 def test_every_rpc_matches_tritons_service() -> None:
     ours = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
     theirs = triton.DESCRIPTOR.services_by_name["GRPCInferenceService"]
     assert ours.full_name == theirs.full_name == "inference.GRPCInferenceService"
-    assert len(ours.methods) == 9
+    assert len(ours.methods) == 11
     for method in ours.methods:
         twin = theirs.methods_by_name[method.name]
         assert (method.input_type.full_name, method.output_type.full_name) == (
@@ -99,7 +123,6 @@ def test_every_rpc_matches_tritons_service() -> None:
 
 def test_raw_request_from_tritonclient_decodes_every_datatype() -> None:
     message = triton_request(ARRAYS, request_id="req-1")
-    assert codec.uses_raw_contents(message)
     request = codec.decode_request(message)
     assert request.id == "req-1"
     assert request.outputs is None
@@ -151,7 +174,6 @@ def test_typed_contents_decode() -> None:
     for name, datatype, shape, contents in specs:
         message.inputs.add(name=name, datatype=datatype, shape=shape,
                            contents=pb.InferTensorContents(**contents))
-    assert not codec.uses_raw_contents(message)
     request = codec.decode_request(message)
     assert request.id is None
     for decoded, (_, datatype, shape, contents) in zip(request.inputs, specs, strict=True):
@@ -173,7 +195,8 @@ def _one_input(datatype: str, shape: list[int], contents: pb.InferTensorContents
 
 @pytest.mark.parametrize(("message", "match"), [
     (_one_input("FP32", [1], pb.InferTensorContents(fp32_contents=[1.0]), [b"\0\0\0\0"]),
-     "sets contents while the request uses raw_input_contents"),
+     "contents field must not be specified when using raw_input_contents for 'x' for model"
+     " 'm'"),
     (_one_input("FP32", [2], raw=[b"\0" * 7]), "7 bytes do not hold shape"),
     (_one_input("INT64", [1], raw=[b"\0" * 4]), "4 bytes do not hold shape"),
     (_one_input("FP33", [1], raw=[b"\0" * 4]), "unknown datatype 'FP33'"),
@@ -181,19 +204,29 @@ def _one_input(datatype: str, shape: list[int], contents: pb.InferTensorContents
     (_one_input("FP32", [3], pb.InferTensorContents(fp32_contents=[1.0, 2.0])),
      "2 values in contents.fp32_contents do not fill shape"),
     (_one_input("INT32", [1], pb.InferTensorContents(fp32_contents=[1.0])),
-     "0 values in contents.int_contents"),
+     "INT32 data go in contents.int_contents, not contents.fp32_contents"),
+    (_one_input("INT32", [1], pb.InferTensorContents(int_contents=[1], fp32_contents=[1.0])),
+     "not contents.fp32_contents"),
     (_one_input("INT8", [1], pb.InferTensorContents(int_contents=[300])),
      "out of the range of INT8"),
     (_one_input("FP16", [1], pb.InferTensorContents(fp32_contents=[1.0])),
      "FP16 has no typed contents field"),
     (_one_input("BYTES", [2], raw=[b"\x01\0\0\0a"]), "cannot hold 2 BYTES elements"),
-    (_one_input("BYTES", [1], raw=[b"\x05\0\0\0ab"]), "BYTES data"),
+    (_one_input("BYTES", [1], raw=[b"\x05\0\0\0ab"]),
+     "BYTES element 0 of 5 bytes runs past the end of the 6 bytes"),
+    (_one_input("BYTES", [2], raw=[b"\xff\xff\xff\xff" + b"\0" * 4]), "runs past the end"),
+    (_one_input("FP32", [0, 2**62], raw=[b""]), "describes more than 2\\*\\*60 elements"),
+    (_one_input("FP32", [1] * 65, raw=[b"\0" * 4]), "'shape' has 65 dimensions"),
+    (_one_input("FP32", [2**40, 4], raw=[b"\0" * 16]), "16 bytes do not hold shape"),
+    (_one_input("FP32", [2**31, 4], pb.InferTensorContents(fp32_contents=[1.0])),
+     "1 values in contents.fp32_contents do not fill shape"),
     (_one_input("BYTES", [1], raw=[b"\x01\0\0\0ab"]), "1 extra bytes"),
     (_one_input("FP32", [1]), "do not fill shape"),
     (pb.ModelInferRequest(model_name="m"), "'inputs' must be a non-empty list"),
 ], ids=["mixed", "fp32-bytes", "int64-bytes", "datatype", "shape", "count", "wrong-field",
-        "range", "fp16-typed", "bytes-count", "bytes-short", "bytes-extra", "no-data",
-        "no-inputs"])
+        "two-fields", "range", "fp16-typed", "bytes-count", "bytes-short", "bytes-huge-length",
+        "zero-by-huge", "too-many-dims", "huge-shape-raw", "huge-shape-typed", "bytes-extra",
+        "no-data", "no-inputs"])
 def test_bad_requests_are_invalid_input(message: pb.ModelInferRequest, match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         codec.decode_request(message)
@@ -240,7 +273,7 @@ def test_model_of() -> None:
 def test_raw_response_reads_back_with_tritonclient() -> None:
     outputs = [(name, datatype, array) for name, (datatype, array) in ARRAYS.items()]
     request = codec.decode_request(triton_request({"f32": ARRAYS["f32"]}, request_id="abc"))
-    message = codec.encode_response(response_of(*outputs, id="abc"), request, raw=True)
+    message = codec.encode_response(response_of(*outputs, id="abc"), request)
     assert len(message.raw_output_contents) == len(outputs)
     result = as_triton_result(message)
     response = result.get_response()
@@ -260,7 +293,7 @@ def test_requested_outputs_choose_and_order_the_outputs() -> None:
     a, b, c = (np.arange(3, dtype=np.int32) + k for k in range(3))
     request = InferenceRequest([], [RequestedOutput("c"), RequestedOutput("a")], id="q")
     message = codec.encode_response(response_of(("a", "INT32", a), ("b", "INT32", b),
-                                                ("c", "INT32", c)), request, raw=True)
+                                                ("c", "INT32", c)), request)
     assert [o.name for o in message.outputs] == ["c", "a"]
     assert message.id == "q"  # the request's id when the model leaves it out
     result = as_triton_result(message)
@@ -268,35 +301,39 @@ def test_requested_outputs_choose_and_order_the_outputs() -> None:
     np.testing.assert_array_equal(result.as_numpy("a"), a)
 
 
-def test_typed_response_for_a_typed_request() -> None:
-    floats = np.array([[1.0, 2.0]], dtype=np.float64)
-    ints = np.array([-5, 5], dtype=np.int16)
+def test_a_typed_request_is_answered_in_raw_output_contents() -> None:
+    """Triton always answers raw; its explicit-contents example reads raw_output_contents[i]
+    with np.frombuffer after sending int_contents."""
+    message = pb.ModelInferRequest(model_name="simple")
+    message.inputs.add(name="INPUT0", datatype="INT32", shape=[1, 16],
+                       contents=pb.InferTensorContents(int_contents=range(16)))
+    request = codec.decode_request(message)
+    total = request.inputs[0].data + 1
     words = np.array(["a", "bc"], dtype=object)
-    message = codec.encode_response(
-        response_of(("f", "FP64", floats), ("i", "INT16", ints), ("w", "BYTES", words)),
-        InferenceRequest([]), raw=False)
-    assert len(message.raw_output_contents) == 0
-    f, i, w = message.outputs
-    assert list(f.shape) == [1, 2] and list(f.contents.fp64_contents) == [1.0, 2.0]
-    assert list(i.contents.int_contents) == [-5, 5]
-    assert list(w.contents.bytes_contents) == [b"a", b"bc"]
-    # (tritonclient 2.73's as_numpy cannot read typed BYTES under numpy 2 with protobuf 6:
-    # it calls np.array(..., copy=False) on the repeated field; raw contents are its default.)
-
-
-def test_fp16_output_makes_the_response_raw() -> None:
     half = np.array([1.0, 0.5], dtype=np.float16)
-    message = codec.encode_response(
-        response_of(("h", "FP16", half), ("n", "INT64", np.array([1], dtype=np.int64))),
-        InferenceRequest([]), raw=False)
-    assert len(message.raw_output_contents) == 2
-    np.testing.assert_array_equal(as_triton_result(message).as_numpy("h"), half)
+    answer = codec.encode_response(response_of(("OUTPUT0", "INT32", total),
+                                               ("w", "BYTES", words), ("h", "FP16", half)),
+                                   request)
+    assert len(answer.raw_output_contents) == 3
+    assert not any(output.HasField("contents") for output in answer.outputs)
+    sums = np.frombuffer(answer.raw_output_contents[0], dtype=np.int32)
+    assert np.resize(sums, list(answer.outputs[0].shape)).tolist() == [list(range(1, 17))]
+    result = as_triton_result(answer)
+    assert result.as_numpy("w").tolist() == [b"a", b"bc"]
+    np.testing.assert_array_equal(result.as_numpy("h"), half)
+
+
+def test_bytes_outputs_that_are_not_text_are_sent_as_their_text() -> None:
+    labels = np.array([3, b"raw", "caf\u00e9"], dtype=object)
+    answer = codec.encode_response(response_of(("l", "BYTES", labels)), InferenceRequest([]))
+    assert as_triton_result(answer).as_numpy("l").tolist() == [b"3", b"raw",
+                                                               "caf\u00e9".encode()]
 
 
 def test_output_is_cast_to_its_declared_datatype() -> None:
     message = codec.encode_response(
         response_of(("p", "FP32", np.array([0.25, 0.75], dtype=np.float64))),
-        InferenceRequest([]), raw=True)
+        InferenceRequest([]))
     got = as_triton_result(message).as_numpy("p")
     assert got.dtype == np.float32 and got.tolist() == [0.25, 0.75]
 
@@ -306,7 +343,7 @@ def test_parameters_round_trip() -> None:
               "label": "x", "skipped": None}
     response = response_of(("o", "BOOL", np.array([True])), parameters=values)
     response.outputs[0].parameters = {"unit": "cm"}
-    message = codec.encode_response(response, InferenceRequest([]), raw=True)
+    message = codec.encode_response(response, InferenceRequest([]))
     decoded = codec.decode_parameters(message.parameters, "parameters")
     assert decoded == {"flag": True, "count": -3, "big": 2**63 + 1, "ratio": 0.5, "label": "x"}
     assert message.parameters["big"].WhichOneof("parameter_choice") == "uint64_param"

@@ -3,17 +3,25 @@ sockets: pipelining, `Expect: 100-continue`, size limits, HTTP/1.0 and clients t
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
+import uvicorn
 from conftest import Served, SlowOrFailing
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 import ferry
 from ferry.registry import Registry
+from ferry.serve.rest.protocol import InferExchange
 from ferry.serve.server import serve_in_thread
 from ferry.serve.settings import ServeSettings
 
@@ -180,3 +188,122 @@ def test_client_leaving_before_the_answer_is_counted_and_skipped(tmp_path: Path)
     assert metric(text, "ferry_inflight_requests", protocol="http") == 0
     batches = re.search(r'ferry_batch_size_count\{[^}]*model="slow"[^}]*\} (\S+)', text)
     assert batches is not None and float(batches.group(1)) == 1  # the dropped one never ran
+
+
+UPLOAD_TIMEOUT_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server with a short request timeout; its HTTP address."""
+    root = tmp_path_factory.mktemp("impatient")
+    registry = Registry(f"sqlite:///{root / 'r.db'}", artifacts_url=str(root / "art"))
+    x, y = load_iris(return_X_y=True)
+    ferry.register(LogisticRegression(max_iter=300).fit(x, y), "iris",
+                   sample=x.astype(np.float32), registry=registry)
+    running = serve_in_thread(["iris"], registry=registry, grpc_port=None,
+                              settings=ServeSettings(request_timeout_s=UPLOAD_TIMEOUT_S))
+    yield running.http_url.removeprefix("http://")
+    running.stop()
+
+
+def scrape(address: str) -> str:
+    with connect(address) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+        return read_responses(sock, 1)[0][2].decode()
+
+
+def settled_metrics(address: str, status: str) -> str:
+    """/metrics once a request with `status` has been counted (or after 5 s)."""
+    deadline = time.monotonic() + 5
+    text = scrape(address)
+    while not metric(text, "ferry_inference_requests_total", status=status):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+        text = scrape(address)
+    return text
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/infer",  # the fast path
+                                  "/v2/models/%69ris/infer"])  # the ASGI way
+def test_a_stalled_upload_is_answered_408_and_closed(impatient: str, path: str) -> None:
+    head, body = post(path, IRIS_BODY).split(b"\r\n\r\n", 1)
+    before = metric(scrape(impatient), "ferry_inference_requests_total", status="408")
+    with connect(impatient) as sock:
+        sock.sendall(head + b"\r\n\r\n" + body[:10])
+        started = time.monotonic()
+        [(status, headers, answer)] = read_responses(sock, 1)
+        waited = time.monotonic() - started
+        assert closed(sock)
+
+    assert status == 408, answer
+    assert headers["connection"] == "close"
+    assert "timeout" in json.loads(answer)["error"]
+    assert UPLOAD_TIMEOUT_S * 0.8 < waited < UPLOAD_TIMEOUT_S + 2
+    text = settled_metrics(impatient, "408")
+    assert metric(text, "ferry_inference_requests_total", status="408") == before + 1
+    assert metric(text, "ferry_inflight_requests", protocol="http") == 0
+
+
+def test_an_abandoned_upload_is_closed_as_client_gone(impatient: str) -> None:
+    head, body = post("/v2/models/iris/infer", IRIS_BODY).split(b"\r\n\r\n", 1)
+    before = metric(scrape(impatient), "ferry_inference_requests_total", status="499")
+    with connect(impatient) as sock:
+        sock.sendall(head + b"\r\n\r\n" + body[:10])
+        time.sleep(0.05)
+
+    text = settled_metrics(impatient, "499")
+    assert metric(text, "ferry_inference_requests_total", status="499") == before + 1
+    assert metric(text, "ferry_inflight_requests", protocol="http") == 0
+
+
+def test_an_upload_in_time_is_answered(impatient: str) -> None:
+    head, body = post("/v2/models/iris/infer", IRIS_BODY).split(b"\r\n\r\n", 1)
+    with connect(impatient) as sock:
+        sock.sendall(head + b"\r\n\r\n" + body[:10])
+        time.sleep(UPLOAD_TIMEOUT_S / 3)
+        sock.sendall(body[10:])
+        time.sleep(UPLOAD_TIMEOUT_S)  # past the timeout counted from the headers: answered
+        sock.sendall(post("/v2/models/iris/infer", IRIS_BODY))
+        first, second = read_responses(sock, 2)
+
+    assert (first[0], second[0]) == (200, 200)
+
+
+BYPASSED = {"on_headers_complete", "on_body", "on_message_complete"}
+"""uvicorn methods that `InferHttpProtocol` overrides and calls only for uvicorn's own cycles."""
+
+
+def test_uvicorn_internals_the_fast_path_uses_are_there(served: Served) -> None:
+    """The fast path subclasses uvicorn internals (pyproject caps uvicorn's version): this
+    fails, naming what changed, on a uvicorn that no longer has them."""
+    methods = ["connection_made", "connection_lost", "data_received", "on_headers_complete",
+               "on_body", "on_message_complete", "on_response_complete", "shutdown"]
+    missing = [m for m in methods if not callable(getattr(HttpToolsProtocol, m, None))]
+    assert not missing, f"uvicorn's HttpToolsProtocol lost {missing}"
+    assert STATUS_LINE[200].startswith(b"HTTP/1.1 200"), "uvicorn's STATUS_LINE changed"
+    assert callable(getattr(uvicorn.Server, "capture_signals", None)), \
+        "uvicorn.Server.capture_signals is gone: ferry's shutdown would race uvicorn's"
+    server_state = served.running.server._uvicorn.server_state  # type: ignore[union-attr]
+    with connect(served.http_address) as sock:
+        sock.sendall(b"POST /v2/models/iris/infer HTTP/1.1\r\nHost: t\r\n")  # headers begun
+        time.sleep(0.2)
+        [protocol] = list(server_state.connections)
+        attributes = ["parser", "url", "headers", "client", "transport", "flow", "pipeline",
+                      "limit_concurrency", "cycle", "expect_100_continue", "server_state",
+                      "loop"]
+        missing = [a for a in attributes if not hasattr(protocol, a)]
+        assert not missing, f"uvicorn's HttpToolsProtocol instances lost {missing}"
+        assert isinstance(protocol.server_state.default_headers, list)
+
+
+def test_uvicorn_reads_nothing_of_a_cycle_that_infer_exchange_lacks() -> None:
+    """uvicorn's protocol touches `self.cycle` outside the methods the fast path takes over;
+    `InferExchange` stands in for its cycle there and must have what it reads."""
+    read: set[str] = set()
+    for name, method in inspect.getmembers(HttpToolsProtocol, inspect.isfunction):
+        if name not in BYPASSED:
+            read |= set(re.findall(r"self\.cycle\.(\w+)", inspect.getsource(method)))
+    missing = read - set(InferExchange.__slots__)
+    assert read and not missing, f"uvicorn now reads cycle.{missing}; InferExchange lacks it"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -203,3 +204,20 @@ def test_openapi_docs(served: Served) -> None:
     assert "/v2/models/{name}/versions/{version}/infer" in document["paths"]
     status, headers, _ = served.request("GET", "/docs")
     assert status == 200 and headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"dataframe_split": {"columns": [{}], "data": []}}, "cannot read the rows"),
+    ({"dataframe_split": {"columns": ["age", "plan"], "data": [[41]]}},
+     "every row must hold 2 values"),
+])
+def test_bad_dataframe_splits_are_refused(served: Served, body: Any, message: str) -> None:
+    status, answer = served.post_json("/v2/models/churn/predict", body)
+    assert status == 400
+    assert message in answer["error"]
+
+
+def test_predict_for_an_unknown_model_is_not_found_whatever_the_body(served: Served) -> None:
+    status, answer = served.post_json("/v2/models/nope/predict", {"rows": "garbage"})
+    assert status == 404
+    assert "Request for unknown model" in answer["error"]

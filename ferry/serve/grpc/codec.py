@@ -3,8 +3,8 @@
 A `ModelInferRequest` carries its tensors either as typed `contents` on each input or as
 `raw_input_contents` (one little-endian, row-major blob per input, in the inputs' order; a
 BYTES element is a 4-byte little-endian length then its bytes), never both. tritonclient
-sends raw contents. The response answers in kind: raw outputs to a raw request, typed contents
-otherwise, except that a datatype without a typed field (FP16) makes the whole response raw.
+sends raw contents. The response always answers in `raw_output_contents`, as Triton does:
+clients index into it whatever form their request took.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ferry.errors import InvalidInputError
-from ferry.serve.datatypes import BYTES, numpy_dtype, to_bytes_array
+from ferry.serve.datatypes import BYTES, numpy_dtype
 from ferry.serve.grpc.generated import inference_pb2 as pb
-from ferry.serve.tensors import from_raw, to_raw
+from ferry.serve.tensors import checked_shape, from_raw, to_raw
 from ferry.serve.types import (
     InferenceRequest,
     InferenceResponse,
@@ -64,11 +64,9 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
     """The data plane's request from a ModelInferRequest, checked field by field."""
     if not message.inputs:
         raise InvalidInputError("'inputs' must be a non-empty list of tensors")
-    for position, tensor in enumerate(message.inputs):
-        if SHARED_MEMORY in tensor.parameters:
-            raise InvalidInputError(f"input {tensor.name or position!r}: shared memory is not"
-                                    " supported: send the tensor in raw_input_contents")
     raw = message.raw_input_contents
+    for position, tensor in enumerate(message.inputs):
+        _check_carrier(tensor, position, message.model_name, bool(raw))
     if raw and len(raw) != len(message.inputs):
         raise InvalidInputError(
             f"raw_input_contents has {len(raw)} entries for {len(message.inputs)} inputs:"
@@ -80,9 +78,19 @@ def decode_request(message: pb.ModelInferRequest) -> InferenceRequest:
                             parameters=decode_parameters(message.parameters, "parameters"))
 
 
-def uses_raw_contents(message: pb.ModelInferRequest) -> bool:
-    """Whether the request sent raw_input_contents, so that the response should too."""
-    return len(message.raw_input_contents) > 0
+def _check_carrier(tensor: pb.ModelInferRequest.InferInputTensor, position: int, model: str,
+                   raw: bool) -> None:
+    """Each input comes in typed contents or raw_input_contents (not shared memory, not both),
+    refused in Triton's words, which clients match."""
+    name = tensor.name or f"inputs[{position}]"
+    if SHARED_MEMORY in tensor.parameters:
+        raise InvalidInputError(f"input {name!r}: shared memory is not supported: send the"
+                                " tensor in raw_input_contents")
+    if raw and tensor.HasField("contents"):
+        raise InvalidInputError(
+            f"contents field must not be specified when using raw_input_contents for '{name}'"
+            f" for model '{model}': send every input in raw_input_contents, or every one in"
+            " typed contents")
 
 
 def _input(tensor: pb.ModelInferRequest.InferInputTensor, position: int,
@@ -95,28 +103,21 @@ def _input(tensor: pb.ModelInferRequest.InferInputTensor, position: int,
         numpy_dtype(datatype)
     except InvalidInputError as exc:
         raise InvalidInputError(f"input {name!r}: {exc}") from None
-    shape = tuple(tensor.shape)
-    if any(d < 0 for d in shape):
-        raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0, got"
-                                f" {list(shape)}")
+    shape = checked_shape(tensor.shape, name)
     parameters = decode_parameters(tensor.parameters, f"inputs[{position}].parameters")
-    if raw is None:
-        data = _from_contents(tensor, datatype, shape, name)
-    elif tensor.HasField("contents"):
-        raise InvalidInputError(f"input {name!r} sets contents while the request uses"
-                                " raw_input_contents: send every input one way or the other")
-    else:
-        data = from_raw(raw, datatype, shape, name)
+    data = (_from_contents(tensor.contents, datatype, shape, name) if raw is None
+            else from_raw(raw, datatype, shape, name))
     return InferInput(name, datatype, shape, data, parameters)
 
 
-def _from_contents(tensor: pb.ModelInferRequest.InferInputTensor, datatype: str,
-                   shape: tuple[int, ...], name: str) -> np.ndarray:
+def _from_contents(contents: pb.InferTensorContents, datatype: str, shape: tuple[int, ...],
+                   name: str) -> np.ndarray:
     if datatype not in _CONTENTS:
         raise InvalidInputError(f"input {name!r}: {datatype} has no typed contents field:"
                                 " send it in raw_input_contents")
     field, wire_dtype = _CONTENTS[datatype]
-    values = getattr(tensor.contents, field)
+    _check_contents_field(contents, field, datatype, name)
+    values = getattr(contents, field)
     count = math.prod(shape)
     if len(values) != count:
         raise InvalidInputError(f"input {name!r}: {len(values)} values in contents.{field} do"
@@ -125,13 +126,26 @@ def _from_contents(tensor: pb.ModelInferRequest.InferInputTensor, datatype: str,
         out = np.empty(count, dtype=object)
         out[:] = list(values)
         return out.reshape(shape)
-    wide = np.fromiter(values, dtype=wire_dtype, count=count)
+    return _narrowed(np.fromiter(values, dtype=wire_dtype, count=count), datatype, field,
+                     name).reshape(shape)
+
+
+def _check_contents_field(contents: pb.InferTensorContents, field: str, datatype: str,
+                          name: str) -> None:
+    others = [described.name for described, _ in contents.ListFields() if described.name != field]
+    if others:
+        raise InvalidInputError(f"input {name!r}: {datatype} data go in contents.{field}, not"
+                                f" contents.{others[0]}")
+
+
+def _narrowed(wide: np.ndarray, datatype: str, field: str, name: str) -> np.ndarray:
+    """Typed values in the input's datatype (INT8 travels as int32), refused out of range."""
     dtype = numpy_dtype(datatype)
     array = wide.astype(dtype)
-    if dtype != wire_dtype and not np.array_equal(array, wide):
+    if dtype != wide.dtype and not np.array_equal(array, wide):
         raise InvalidInputError(f"input {name!r}: contents.{field} holds values out of the"
                                 f" range of {datatype}")
-    return array.reshape(shape)
+    return array
 
 
 def _outputs(requested: Iterable[pb.ModelInferRequest.InferRequestedOutputTensor],
@@ -193,24 +207,20 @@ def _set_parameter(parameter: pb.InferParameter, key: str, value: Any) -> None:
 
 # ---- responses ------------------------------------------------------------------------------
 
-def encode_response(response: InferenceResponse, request: InferenceRequest,
-                    raw: bool) -> pb.ModelInferResponse:
-    """The ModelInferResponse for `request`: its requested outputs in its order, raw or typed."""
+def encode_response(response: InferenceResponse,
+                    request: InferenceRequest) -> pb.ModelInferResponse:
+    """The ModelInferResponse for `request`: its requested outputs in its order, each in
+    `raw_output_contents` as Triton answers, whatever form the request's inputs took."""
     request_id = response.id if response.id is not None else request.id
     message = pb.ModelInferResponse(model_name=response.model_name,
                                     model_version=response.model_version,
                                     id=request_id or "")
     encode_parameters(response.parameters, message.parameters)
-    outputs = _selected(response.outputs, request.outputs)
-    raw = raw or any(output.datatype not in _CONTENTS for output in outputs)
-    for output in outputs:
+    for output in _selected(response.outputs, request.outputs):
         tensor = message.outputs.add(name=output.name, datatype=output.datatype,
                                      shape=[int(d) for d in output.shape])
         encode_parameters(output.parameters, tensor.parameters)
-        if raw:
-            message.raw_output_contents.append(to_raw(output.datatype, output.data))
-        else:
-            _fill_contents(tensor.contents, output.datatype, output.data)
+        message.raw_output_contents.append(to_raw(output.datatype, output.data))
     return message
 
 
@@ -220,12 +230,3 @@ def _selected(outputs: list[InferOutput],
         return outputs
     by_name = {output.name: output for output in outputs}
     return [by_name[r.name] for r in requested if r.name in by_name]
-
-
-def _fill_contents(contents: pb.InferTensorContents, datatype: str, data: np.ndarray) -> None:
-    field, _ = _CONTENTS[datatype]
-    if datatype == BYTES:
-        values: list[Any] = to_bytes_array(data).tolist()
-    else:
-        values = np.asarray(data, dtype=numpy_dtype(datatype)).reshape(-1).tolist()
-    getattr(contents, field).extend(values)

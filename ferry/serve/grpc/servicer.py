@@ -1,63 +1,38 @@
-"""The Open Inference Protocol over gRPC (grpc.aio): `inference.GRPCInferenceService`.
+"""The Open Inference Protocol over gRPC (grpc.aio): `inference.GRPCInferenceService`, with
+Triton's model repository, statistics and model configuration extensions.
 
-Handlers only translate: decode the message, call the data plane, encode the answer. ferry's
-errors become gRPC status codes here, at the edge:
-
-    InvalidInputError                         INVALID_ARGUMENT
-    RequestTooLargeError                      RESOURCE_EXHAUSTED
-    NotFoundError                             NOT_FOUND
-    UnauthorizedError                         UNAUTHENTICATED
-    ModelNotReadyError, ServerOverloadedError UNAVAILABLE (overload adds `retry-after` metadata)
-    InferenceTimeoutError                     DEADLINE_EXCEEDED
-    InferenceError, anything else             INTERNAL (logged; the server keeps serving)
-
-Messages larger than `max_message_bytes` are refused by gRPC itself with RESOURCE_EXHAUSTED.
+Handlers only translate: decode the message, call the data plane, encode the answer. What an
+error means is decided once for every transport by `ferry.serve.outcomes.classify` (its table
+gives each gRPC status); inference requests are counted and logged by the same
+`RequestRecorder` as HTTP's. Messages larger than `max_message_bytes` are refused by gRPC
+itself with RESOURCE_EXHAUSTED.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from ferry.errors import (
-    FerryError,
-    InferenceTimeoutError,
-    InvalidInputError,
-    ModelNotReadyError,
-    NotFoundError,
-    RequestTooLargeError,
-    ServerOverloadedError,
-    UnauthorizedError,
-)
+from ferry.errors import ModelNotReadyError, NotFoundError
 from ferry.serve import access
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.grpc import codec
+from ferry.serve.grpc.extensions import config_message, load_parameters, statistics_message
 from ferry.serve.grpc.generated import inference_pb2 as pb
 from ferry.serve.grpc.generated import inference_pb2_grpc
 from ferry.serve.metrics import ServerMetrics
-
-log = logging.getLogger("ferry.serve")
+from ferry.serve.outcomes import STATUS, Failure, Outcome, classify
+from ferry.serve.recorder import RequestRecord, RequestRecorder
 
 PROTOCOL = "grpc"
+STATUS_NAMES = {outcome: status.grpc for outcome, status in STATUS.items()}
 READY = "READY"
 MAX_SEND_MESSAGE_BYTES = 2**31 - 1
 """What tritonclient.grpc accepts; responses are not limited by the request limit."""
-
-_STATUS: tuple[tuple[type[FerryError], grpc.StatusCode], ...] = (
-    (RequestTooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
-    (InvalidInputError, grpc.StatusCode.INVALID_ARGUMENT),
-    (NotFoundError, grpc.StatusCode.NOT_FOUND),
-    (UnauthorizedError, grpc.StatusCode.UNAUTHENTICATED),
-    (ModelNotReadyError, grpc.StatusCode.UNAVAILABLE),
-    (ServerOverloadedError, grpc.StatusCode.UNAVAILABLE),
-    (InferenceTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
-)
-_UNSUPPORTED_LOAD_PARAMETERS = ("config",)
-_FILE_OVERRIDE = "file:"
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -65,44 +40,31 @@ Servicer = TypeVar("Servicer", bound="InferenceServicer")
 Handler = Callable[[Servicer, Request, Any], Awaitable[Response]]
 
 
-def status_of(exc: BaseException) -> grpc.StatusCode:
-    for kind, code in _STATUS:
-        if isinstance(exc, kind):
-            return code
-    return grpc.StatusCode.INTERNAL
-
-
-async def abort(context: Any, exc: Exception, rpc: str) -> NoReturn:
-    """End the RPC with the status that fits `exc`."""
-    code = status_of(exc)
-    message = str(exc) if isinstance(exc, FerryError) else "internal server error"
-    if code == grpc.StatusCode.INTERNAL:
-        log.error("gRPC %s failed: %s", rpc, exc, exc_info=not isinstance(exc, FerryError))
-    trailers: tuple[tuple[str, str], ...] = ()
-    if isinstance(exc, ServerOverloadedError):
-        trailers = (("retry-after", str(max(1, round(exc.retry_after_s)))),)
-    elif isinstance(exc, UnauthorizedError):
-        trailers = (("www-authenticate", "Bearer"),)
-    await context.abort(code, message, trailing_metadata=trailers)
+async def abort(context: Any, failure: Failure) -> NoReturn:
+    """End the RPC with the status and message of `failure`."""
+    await context.abort(grpc.StatusCode[failure.status.grpc], failure.message,
+                        trailing_metadata=failure.headers)
     raise AssertionError("ServicerContext.abort returns only by raising")  # pragma: no cover
 
 
 def _rpc(handler: Handler[Servicer, Request, Response]) -> Handler[Servicer, Request, Response]:
-    """Map whatever a handler raises to a gRPC status."""
+    """Map whatever a handler raises to a gRPC status, and log the call."""
 
     @functools.wraps(handler)
     async def wrapper(self: Servicer, request: Request, context: Any) -> Response:
-        started, status = time.perf_counter(), grpc.StatusCode.OK
+        started, status = time.perf_counter(), Outcome.OK
         try:
             return await handler(self, request, context)
         except Exception as exc:
-            status = status_of(exc)
-            await abort(context, exc, handler.__name__)
+            failure = classify(exc)
+            status = failure.outcome
+            await abort(context, failure)
         finally:
             if access.enabled():
-                access.log_request(protocol="grpc", method=handler.__name__,
+                access.log_request(protocol=PROTOCOL, method=handler.__name__,
                                    model=getattr(request, "model_name", None)
-                                   or getattr(request, "name", None), status=status.name,
+                                   or getattr(request, "name", None),
+                                   status=STATUS_NAMES[status],
                                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
                                    client=context.peer())
 
@@ -120,9 +82,10 @@ def bearer_token(context: Any) -> str | None:
 
 
 class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics | None = None):
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics,
+                 access_log: bool = True):
         self.dataplane = dataplane
-        self.metrics = metrics
+        self.recorder = RequestRecorder(metrics, PROTOCOL, access_log)
 
     @_rpc
     async def ServerLive(self, request: pb.ServerLiveRequest,
@@ -164,36 +127,44 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(name=t.name, datatype=t.datatype, shape=list(t.shape))
                      for t in meta.outputs])
 
-    @_rpc
     async def ModelInfer(self, request: pb.ModelInferRequest,
                          context: Any) -> pb.ModelInferResponse:
-        started = time.perf_counter()
-        name, label = request.model_name, request.model_version
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.inflight.labels(PROTOCOL).inc()
+        record = self.recorder.open("ModelInfer", "", context.peer())
+        record.model = request.model_name
         try:
-            model, version = codec.model_of(request.model_name, request.model_version)
-            if metrics is not None:
-                metrics.request_size.labels(PROTOCOL).observe(request.ByteSize())
-            decoded = codec.decode_request(request)
-            result = await self.dataplane.infer(model, version, decoded)
-            label = result.model_version
-            response = codec.encode_response(result, decoded,
-                                             raw=codec.uses_raw_contents(request))
-        except Exception as exc:
-            if metrics is not None:
-                metrics.requests.labels(name, label, PROTOCOL, status_of(exc).name).inc()
+            response = await self._infer(request, record)
+        except asyncio.CancelledError:
+            self.recorder.abandoned(record)
             raise
-        finally:
-            if metrics is not None:
-                metrics.inflight.labels(PROTOCOL).dec()
-        if metrics is not None:
-            metrics.requests.labels(name, label, PROTOCOL, grpc.StatusCode.OK.name).inc()
-            metrics.request_duration.labels(name, label, PROTOCOL).observe(
-                time.perf_counter() - started)
-            metrics.response_size.labels(PROTOCOL).observe(response.ByteSize())
+        except Exception as exc:
+            failure = classify(exc)
+            self.recorder.failed(record, failure)
+            await abort(context, failure)
+        self.recorder.succeeded(record, response.ByteSize())
         return response
+
+    async def _infer(self, request: pb.ModelInferRequest,
+                     record: RequestRecord) -> pb.ModelInferResponse:
+        served = self.dataplane.served(*codec.model_of(request.model_name,
+                                                       request.model_version))
+        self.recorder.resolved(record, served, request.ByteSize())
+        decoded = codec.decode_request(request)
+        pending = self.dataplane.begin_infer(served, decoded)
+        await pending.future
+        return codec.encode_response(pending.response(), decoded)
+
+    @_rpc
+    async def ModelConfig(self, request: pb.ModelConfigRequest,
+                          context: Any) -> pb.ModelConfigResponse:
+        name, version = codec.model_of(request.name, request.version, "name")
+        return pb.ModelConfigResponse(
+            config=config_message(self.dataplane.model_config(name, version)))
+
+    @_rpc
+    async def ModelStatistics(self, request: pb.ModelStatisticsRequest,
+                              context: Any) -> pb.ModelStatisticsResponse:
+        stats = self.dataplane.statistics(request.name, request.version or None)
+        return pb.ModelStatisticsResponse(model_stats=[statistics_message(s) for s in stats])
 
     @_rpc
     async def RepositoryIndex(self, request: pb.RepositoryIndexRequest,
@@ -207,12 +178,8 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
     @_rpc
     async def RepositoryModelLoad(self, request: pb.RepositoryModelLoadRequest,
                                   context: Any) -> pb.RepositoryModelLoadResponse:
-        for key in request.parameters:
-            if key in _UNSUPPORTED_LOAD_PARAMETERS or key.startswith(_FILE_OVERRIDE):
-                raise InvalidInputError(f"load parameter {key!r} is not supported: ferry loads"
-                                        " models as registered, without config or file"
-                                        " overrides")
-        await self.dataplane.load(_model_name(request.model_name), bearer_token(context))
+        await self.dataplane.load(_model_name(request.model_name), bearer_token(context),
+                                  load_parameters(request.parameters))
         return pb.RepositoryModelLoadResponse()
 
     @_rpc
@@ -228,8 +195,8 @@ def _model_name(name: str) -> str:
 
 
 def create_server(dataplane: DataPlane, host: str, port: int, max_message_bytes: int,
-                  metrics: ServerMetrics | None = None,
-                  reuse_port: bool = False) -> tuple[grpc.aio.Server, int]:
+                  metrics: ServerMetrics, reuse_port: bool = False,
+                  access_log: bool = True) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server for `dataplane`, bound but not started, and the port it bound.
 
     Call it from a coroutine on the event loop that will run the server (grpc.aio binds the
@@ -243,7 +210,7 @@ def create_server(dataplane: DataPlane, host: str, port: int, max_message_bytes:
         ("grpc.so_reuseport", 1 if reuse_port else 0),
     ])
     inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(dataplane, metrics), server)
+        InferenceServicer(dataplane, metrics, access_log), server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     bound: int = server.add_insecure_port(address)
     return server, bound

@@ -11,24 +11,24 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from ferry.errors import FerryError
+from ferry.errors import FerryError, InvalidInputError
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
 from ferry.serve.rest import codec
 from ferry.serve.rest.access_log import AccessLog
+from ferry.serve.rest.docs import docs_routes
 from ferry.serve.rest.errors import handle_error
 from ferry.serve.rest.infer import InferenceCalls, InferEndpoint, read_limited_body
-from ferry.serve.rest.openapi import DOCS_HTML, openapi_document
+from ferry.serve.rest.openapi import openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
+from ferry.serve.statistics import statistics_document
 from ferry.serve.types import TensorMetadata
 
 JSON = "application/json"
-
-
 
 
 def _json(document: Any, status: int = 200) -> Response:
@@ -84,22 +84,40 @@ def _tensor(tensor: TensorMetadata) -> dict[str, Any]:
     return {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.shape)}
 
 
+async def model_config(request: Request) -> Response:
+    config = _plane(request).model_config(request.path_params["name"], _version(request))
+    return _json(config.as_dict())
+
+
+async def model_statistics(request: Request) -> Response:
+    stats = _plane(request).statistics(request.path_params.get("name", ""), _version(request))
+    return _json({"model_stats": [statistics_document(s) for s in stats]})
+
+
 async def predict(request: Request) -> Response:
     plane = _plane(request)
-    served = plane.repository.get(request.path_params["name"], _version(request))
+    served = plane.served(request.path_params["name"], _version(request))
     frame = decode_rows(codec.loads(await read_body(request)))
-    arrays, rows = served.arrays_from_rows(frame)
-    results = await served.batcher.submit(arrays, rows, plane.settings.request_timeout_s)
-    return _json(encode_predictions(served, results))
+    return _json(encode_predictions(served, await plane.predict(served, frame)))
 
 
 async def repository_index(request: Request) -> Response:
-    body = await read_body(request)
-    only_ready = bool(codec.loads(body).get("ready", False)) if body.strip() else False
+    body = _object_body(await read_body(request), "the repository index body")
+    only_ready = body.get("ready", False)
+    if not isinstance(only_ready, bool):
+        raise InvalidInputError("'ready' must be true or false")
     rows = [row for row in _plane(request).repository_index()
             if not only_ready or row.state == "READY"]
     return _json([{"name": r.name, "version": r.version, "state": r.state, "reason": r.reason}
                   for r in rows])
+
+
+def _object_body(body: bytes, what: str) -> dict[str, Any]:
+    """A JSON object body; an empty body is an empty object."""
+    document = codec.loads(body) if body.strip() else {}
+    if not isinstance(document, dict):
+        raise InvalidInputError(f"{what} must be a JSON object")
+    return document
 
 
 def _token(request: Request) -> str | None:
@@ -108,13 +126,18 @@ def _token(request: Request) -> str | None:
 
 
 async def repository_load(request: Request) -> Response:
-    await _plane(request).load(request.path_params["name"], _token(request))
-    return Response(b"", 200)
+    body = _object_body(await read_body(request), "the load body")
+    parameters = body.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise InvalidInputError("'parameters' must be an object, e.g. {\"config\": \"...\"}")
+    await _plane(request).load(request.path_params["name"], _token(request), parameters)
+    return _json({})
 
 
 async def repository_unload(request: Request) -> Response:
+    _object_body(await read_body(request), "the unload body")
     await _plane(request).unload(request.path_params["name"], _token(request))
-    return Response(b"", 200)
+    return _json({})
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -124,10 +147,6 @@ async def metrics_endpoint(request: Request) -> Response:
 
 async def openapi(_request: Request) -> Response:
     return _json(openapi_document())
-
-
-async def docs(_request: Request) -> Response:
-    return HTMLResponse(DOCS_HTML)
 
 
 def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
@@ -144,15 +163,18 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics,
         Route("/v2/health/live", live, methods=["GET"]),
         Route("/v2/health/ready", ready, methods=["GET"]),
         Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/models/stats", model_statistics, methods=["GET"]),
         *_both("/v2/models/{name}", model_metadata, ["GET"]),
         *_both("/v2/models/{name}/ready", model_ready, ["GET"]),
         *_both("/v2/models/{name}/predict", predict, ["POST"]),
+        *_both("/v2/models/{name}/config", model_config, ["GET"]),
+        *_both("/v2/models/{name}/stats", model_statistics, ["GET"]),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/docs", docs, methods=["GET"]),
+        *docs_routes(),
     ]
     app = Starlette(routes=routes, exception_handlers={FerryError: handle_error,
                                                        Exception: handle_error})

@@ -10,8 +10,9 @@ import numpy as np
 import orjson
 
 from ferry.errors import InvalidInputError
-from ferry.serve.datatypes import BYTES, numpy_dtype, to_bytes_array
-from ferry.serve.tensors import from_raw, to_raw
+from ferry.serve.datatypes import BYTES, numpy_dtype
+from ferry.serve.rest.json_tensors import from_json, json_type
+from ferry.serve.tensors import checked_shape, from_raw, to_raw
 from ferry.serve.types import (
     InferenceRequest,
     InferenceResponse,
@@ -22,6 +23,10 @@ from ferry.serve.types import (
 )
 
 BINARY_SIZE = "binary_data_size"
+BINARY_OUTPUT = "binary_data_output"
+BINARY_DATA = "binary_data"
+SHARED_MEMORY = "shared_memory_region"
+CLASSIFICATION = "classification"
 
 
 def loads(body: bytes | memoryview) -> Any:
@@ -59,10 +64,16 @@ def _request(document: dict[str, Any], binary: memoryview) -> InferenceRequest:
     if offset != len(binary):
         raise InvalidInputError(
             f"{len(binary) - offset} bytes of binary data follow the tensors that use them")
-    request_id = document.get("id")
+    parameters = _parameters(document.get("parameters"), "parameters")
+    _flag(parameters, BINARY_OUTPUT, "parameters")
     return InferenceRequest(inputs=decoded, outputs=_outputs(document.get("outputs")),
-                            id=None if request_id is None else str(request_id),
-                            parameters=_parameters(document.get("parameters"), "parameters"))
+                            id=_request_id(document.get("id")), parameters=parameters)
+
+
+def _request_id(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise InvalidInputError(f"'id' must be a string, got {json_type(value)}")
 
 
 def _input(item: Any, position: int, binary: memoryview,
@@ -70,12 +81,12 @@ def _input(item: Any, position: int, binary: memoryview,
     if not isinstance(item, dict):
         raise InvalidInputError(f"inputs[{position}] must be an object")
     name, datatype, shape = _tensor_header(item, f"inputs[{position}]")
-    parameters = _parameters(item.get("parameters"), f"inputs[{position}].parameters")
+    parameters = _parameters(item.get("parameters"), f"input {name!r}: parameters")
+    if SHARED_MEMORY in parameters:
+        raise InvalidInputError(f"input {name!r}: shared memory is not supported: send the"
+                                " tensor in 'data' or as binary data")
     if BINARY_SIZE in parameters:
-        size = parameters[BINARY_SIZE]
-        if not isinstance(size, int) or size < 0 or offset + size > len(binary):
-            raise InvalidInputError(f"input {name!r}: binary_data_size {size!r} exceeds the"
-                                    f" {len(binary) - offset} bytes of binary data left")
+        size = _binary_size(parameters[BINARY_SIZE], name, len(binary) - offset)
         data = from_raw(binary[offset:offset + size], datatype, shape, name)
         return InferInput(name, datatype, shape, data, parameters), offset + size
     if "data" not in item:
@@ -84,31 +95,27 @@ def _input(item: Any, position: int, binary: memoryview,
                       parameters), offset
 
 
+def _binary_size(size: Any, name: str, left: int) -> int:
+    if type(size) is not int or not 0 <= size <= left:
+        raise InvalidInputError(f"input {name!r}: binary_data_size must be a number of bytes"
+                                f" from 0 to the {left} bytes of binary data left, got"
+                                f" {size!r:.40}")
+    return size
+
+
 def _tensor_header(item: dict[str, Any], where: str) -> tuple[str, str, tuple[int, ...]]:
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str) or not name:
         raise InvalidInputError(f"{where}.name must be a non-empty string")
     if not isinstance(datatype, str):
         raise InvalidInputError(f"input {name!r}: 'datatype' must be a string such as FP32")
-    numpy_dtype(datatype)
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0")
-    return name, datatype, tuple(shape)
-
-
-def from_json(data: Any, datatype: str, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """A tensor from JSON data, nested or flat, checked against its shape."""
     try:
-        if datatype == BYTES:
-            array = to_bytes_array(data if isinstance(data, list) else [data])
-        else:
-            array = np.asarray(data, dtype=numpy_dtype(datatype))
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInputError(f"input {name!r}: data is not {datatype}: {exc}") from exc
-    if array.size != math.prod(shape):
-        raise InvalidInputError(f"input {name!r}: {array.size} values do not fill shape"
-                                f" {list(shape)}")
-    return array.reshape(shape)
+        numpy_dtype(datatype)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"input {name!r}: {exc}") from None
+    if not isinstance(shape, list):
+        raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0")
+    return name, datatype, checked_shape(shape, name)
 
 
 def _raw_request(body: bytes, single_input: TensorMetadata | None) -> InferenceRequest:
@@ -122,7 +129,7 @@ def _raw_request(body: bytes, single_input: TensorMetadata | None) -> InferenceR
     data = from_raw(memoryview(body), single_input.datatype, tuple(shape), single_input.name)
     return InferenceRequest(inputs=[InferInput(single_input.name, single_input.datatype,
                                                tuple(shape), data)],
-                            parameters={"binary_data_output": True})
+                            parameters={BINARY_OUTPUT: True})
 
 
 def _outputs(value: Any) -> list[RequestedOutput] | None:
@@ -130,27 +137,46 @@ def _outputs(value: Any) -> list[RequestedOutput] | None:
         return None
     if not isinstance(value, list):
         raise InvalidInputError("'outputs' must be a list of {\"name\": ...} objects")
-    outputs = []
-    for position, item in enumerate(value):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InvalidInputError(f"outputs[{position}] must be an object with a 'name'")
-        outputs.append(RequestedOutput(item["name"], _parameters(item.get("parameters"),
-                                                                 f"outputs[{position}]")))
-    return outputs
+    return [_output(item, position) for position, item in enumerate(value)]
+
+
+def _output(item: Any, position: int) -> RequestedOutput:
+    if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
+        raise InvalidInputError(f"outputs[{position}] must be an object with a 'name'")
+    name = item["name"]
+    parameters = _parameters(item.get("parameters"), f"output {name!r}: parameters")
+    if SHARED_MEMORY in parameters:
+        raise InvalidInputError(f"output {name!r}: shared memory is not supported")
+    if CLASSIFICATION in parameters:
+        raise InvalidInputError(f"output {name!r}: the classification extension is not"
+                                " supported: ask for the output without 'classification'")
+    _flag(parameters, BINARY_DATA, f"output {name!r}: parameters")
+    return RequestedOutput(name, parameters)
 
 
 def _parameters(value: Any, where: str) -> dict[str, Any]:
+    """A parameters object: its values strings, numbers or booleans, as Triton takes them."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError(f"{where} must be an object")
+    for key, item in value.items():
+        if not isinstance(item, str | int | float):
+            raise InvalidInputError(f"{where}[{key!r}] must be a string, number or boolean,"
+                                    f" got {json_type(item)}")
     return value
+
+
+def _flag(parameters: dict[str, Any], key: str, where: str) -> None:
+    if key in parameters and not isinstance(parameters[key], bool):
+        raise InvalidInputError(f"{where}[{key!r}] must be true or false, got"
+                                f" {json_type(parameters[key])}")
 
 
 def encode_response(response: InferenceResponse,
                     request: InferenceRequest) -> tuple[bytes, int | None]:
     """The response body and, when it carries binary tensors, the JSON header's length."""
-    binary_all = bool(request.parameters.get("binary_data_output", False))
+    binary_all = bool(request.parameters.get(BINARY_OUTPUT, False))
     asked = {o.name: o.parameters for o in request.outputs or []}
     header: dict[str, Any] = {"model_name": response.model_name,
                               "model_version": response.model_version}
@@ -158,7 +184,7 @@ def encode_response(response: InferenceResponse,
         header["id"] = response.id
     outputs, chunks = [], []
     for output in response.outputs:
-        binary = bool(asked.get(output.name, {}).get("binary_data", binary_all))
+        binary = bool(asked.get(output.name, {}).get(BINARY_DATA, binary_all))
         entry: dict[str, Any] = {"name": output.name, "datatype": output.datatype,
                                  "shape": list(output.shape)}
         if binary:

@@ -11,126 +11,104 @@ front of the Starlette routes (pipelined requests, and the app mounted in anothe
 from __future__ import annotations
 
 import re
-import time
-from typing import Any
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ferry.errors import InvalidInputError, RequestTooLargeError
-from ferry.serve import access
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.model import PendingInference
+from ferry.serve.outcomes import classify
+from ferry.serve.recorder import RequestRecord, RequestRecorder
 from ferry.serve.rest import codec
-from ferry.serve.rest.errors import error_response
+from ferry.serve.rest.compression import compress, decompress, response_encoding
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 PROTOCOL = "http"
 JSON_TYPE = b"application/json"
 BINARY_TYPE = b"application/octet-stream"
-CLIENT_CLOSED = "499"
-"""The status counted for a request whose client closed the connection before the answer."""
+HEADER_LENGTH = b"inference-header-content-length"
+CONTENT_ENCODING = b"content-encoding"
+ACCEPT_ENCODING = b"accept-encoding"
+CONTENT_LENGTH = b"content-length"
+INFER_HEADERS = (HEADER_LENGTH, CONTENT_ENCODING, ACCEPT_ENCODING, CONTENT_LENGTH)
+"""The request headers the inference endpoint reads (lower case)."""
 
 Headers = list[tuple[bytes, bytes]]
+_MAX_LENGTH_DIGITS = 19
+"""A byte count never needs more digits; more would only make `int()` slow."""
 
 
 class InferCall:
-    """One inference request on its way through: what the metrics and the log need."""
+    """One inference request on its way through: its model, headers and record."""
 
-    __slots__ = ("client", "label", "name", "path", "pending", "started")
+    __slots__ = ("headers", "name", "pending", "record", "version")
 
-    def __init__(self, name: str, version: str | None, path: str, client: str):
+    def __init__(self, name: str, version: str | None, headers: dict[bytes, bytes],
+                 record: RequestRecord):
         self.name = name
-        self.label = version or ""
-        self.path = path
-        self.client = client
-        self.started = time.perf_counter()
+        self.version = version
+        self.headers = headers
+        self.record = record
         self.pending: PendingInference | None = None
 
 
 class InferenceCalls:
-    """Decode, queue, encode, count and log inference requests, for any HTTP front end."""
+    """Decode, queue and encode inference requests for any HTTP front end; the data plane
+    answers them and the request recorder counts and logs them."""
 
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, access_log: bool = True):
         self.dataplane = dataplane
-        self.metrics = metrics
-        self.access_log = access_log
+        self.recorder = RequestRecorder(metrics, PROTOCOL, access_log)
         self.max_request_bytes = dataplane.settings.max_request_bytes
-        self._counters: dict[tuple[str, str, str], Any] = {}
-        self._durations: dict[tuple[str, str], Any] = {}
-        self._inflight = metrics.inflight.labels(PROTOCOL)
-        self._request_size = metrics.request_size.labels(PROTOCOL)
-        self._response_size = metrics.response_size.labels(PROTOCOL)
 
-    def open(self, name: str, version: str | None, path: str, client: str) -> InferCall:
-        """A request has arrived; `answer` or `fail` closes it."""
-        self._inflight.inc()
-        return InferCall(name, version, path, client)
+    def open(self, name: str, version: str | None, path: str, client: str,
+             headers: dict[bytes, bytes]) -> InferCall:
+        """A request has arrived (`headers`: those of `INFER_HEADERS` it has); `answer`,
+        `fail` or `abandon` closes it."""
+        record = self.recorder.open("POST", path, client)
+        record.model = name
+        return InferCall(name, version, headers, record)
 
-    def begin(self, call: InferCall, body: bytes, header_length: bytes | None) -> None:
+    def begin(self, call: InferCall, body: bytes) -> None:
         """Decode the body and queue it on the model's batcher (`call.pending`); raises on
         bad input, an unknown model or a full queue."""
-        served = self.dataplane.repository.get(call.name, call.label or None)
-        call.label = served.version_label
-        self._request_size.observe(len(body))
-        length = _header_length(header_length)
+        served = self.dataplane.served(call.name, call.version)
+        self.recorder.resolved(call.record, served, len(body))
+        body = decompress(body, call.headers.get(CONTENT_ENCODING), self.max_request_bytes)
+        length = _header_length(call.headers.get(HEADER_LENGTH))
         single = served.input_metadata[0] if length == 0 else None
         request = codec.decode_request(body, length, single)
-        call.pending = served.begin(request, self.dataplane.settings.request_timeout_s)
+        call.pending = self.dataplane.begin_infer(served, request)
 
     def answer(self, call: InferCall) -> tuple[bytes, Headers]:
         """The response body and headers once `call.pending` is done; raises what failed."""
         assert call.pending is not None
         payload, json_length = codec.encode_response(call.pending.response(),
                                                      call.pending.request)
-        self._inflight.dec()
-        self._count(call, "200")
-        self._duration(call).observe(time.perf_counter() - call.started)
-        self._response_size.observe(len(payload))
-        self._log(call, 200, len(payload))
-        if json_length is None:
-            return payload, [(b"content-type", JSON_TYPE)]
-        return payload, [(b"content-type", BINARY_TYPE),
-                         (b"inference-header-content-length", str(json_length).encode())]
+        payload, encoding = compress(payload,
+                                     response_encoding(call.headers.get(ACCEPT_ENCODING)))
+        self.recorder.succeeded(call.record, len(payload))
+        headers = [(b"content-type", JSON_TYPE if json_length is None else BINARY_TYPE)]
+        if json_length is not None:
+            headers.append((HEADER_LENGTH, str(json_length).encode()))
+        if encoding is not None:
+            headers.append((CONTENT_ENCODING, encoding.encode()))
+        return payload, headers
 
     def fail(self, call: InferCall, exc: BaseException) -> tuple[int, bytes, Headers]:
         """The error answer (status, body, headers) for what `begin` or `answer` raised."""
-        self._inflight.dec()
-        error = error_response(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-        headers = [(k, v) for k, v in error.raw_headers if k != b"content-length"]
-        self._count(call, str(error.status_code))
-        self._log(call, error.status_code, len(error.body))
-        return error.status_code, bytes(error.body), headers
+        failure = classify(exc)
+        body = codec.dumps({"error": failure.message})
+        self.recorder.failed(call.record, failure, len(body))
+        headers = [(b"content-type", JSON_TYPE),
+                   *[(k.encode(), v.encode()) for k, v in failure.headers]]
+        return failure.status.http, body, headers
 
     def abandon(self, call: InferCall) -> None:
         """The client went away before its answer: counted and logged as status 499."""
-        self._inflight.dec()
-        self._count(call, CLIENT_CLOSED)
-        self._log(call, int(CLIENT_CLOSED), 0)
-
-
-    def _log(self, call: InferCall, status: int, size: int) -> None:
-        if self.access_log and access.enabled():
-            access.log_request(protocol=PROTOCOL, method="POST", path=call.path, status=status,
-                               bytes=size,
-                               duration_ms=round((time.perf_counter() - call.started) * 1000, 3),
-                               client=call.client)
-
-    def _count(self, call: InferCall, status: str) -> None:
-        key = (call.name, call.label, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = self.metrics.requests.labels(
-                call.name, call.label, PROTOCOL, status)
-        counter.inc()
-
-    def _duration(self, call: InferCall) -> Any:
-        key = (call.name, call.label)
-        histogram = self._durations.get(key)
-        if histogram is None:
-            histogram = self._durations[key] = self.metrics.request_duration.labels(
-                call.name, call.label, PROTOCOL)
-        return histogram
+        self.recorder.abandoned(call.record)
 
 
 class InferEndpoint:
@@ -151,25 +129,25 @@ class InferEndpoint:
     async def _infer(self, name: str, version: str | None, scope: Scope, receive: Receive,
                      send: Send) -> None:
         client = scope.get("client") or ("", 0)
-        call = self.calls.open(name, version, scope["path"], client[0])
+        headers = infer_headers(scope["headers"])
+        call = self.calls.open(name, version, scope["path"], client[0], headers)
         try:
-            headers = _headers(scope)
             body = await read_limited_body(receive, headers, self.calls.max_request_bytes)
-            self.calls.begin(call, body, headers.get(b"inference-header-content-length"))
+            self.calls.begin(call, body)
             assert call.pending is not None
             await call.pending.future
             payload, extra = self.calls.answer(call)
             status = 200
         except Exception as exc:
             status, payload, extra = self.calls.fail(call, exc)
-        length = (b"content-length", str(len(payload)).encode())
+        length = (CONTENT_LENGTH, str(len(payload)).encode())
         await send({"type": "http.response.start", "status": status, "headers": [*extra, length]})
         await send({"type": "http.response.body", "body": payload})
 
 
-def _headers(scope: Scope) -> dict[bytes, bytes]:
-    return {key: value for key, value in scope["headers"]
-            if key in (b"content-length", b"inference-header-content-length")}
+def infer_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The headers the inference endpoint reads, by lower-case name."""
+    return {key.lower(): value for key, value in headers if key.lower() in INFER_HEADERS}
 
 
 def too_large(limit: int, size: int | None = None) -> RequestTooLargeError:
@@ -179,7 +157,7 @@ def too_large(limit: int, size: int | None = None) -> RequestTooLargeError:
 
 
 async def read_limited_body(receive: Receive, headers: dict[bytes, bytes], limit: int) -> bytes:
-    declared = headers.get(b"content-length")
+    declared = headers.get(CONTENT_LENGTH)
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(limit, int(declared))
     message = await receive()
@@ -202,7 +180,8 @@ async def read_limited_body(receive: Receive, headers: dict[bytes, bytes], limit
 def _header_length(value: bytes | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit():
-        raise InvalidInputError("Inference-Header-Content-Length must be a number, got"
-                                f" {value.decode(errors='replace')!r}")
+    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        shown = value[:_MAX_LENGTH_DIGITS + 1].decode(errors="replace")
+        raise InvalidInputError("Inference-Header-Content-Length must be a number of bytes,"
+                                f" got {shown!r}")
     return int(value)

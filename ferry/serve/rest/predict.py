@@ -23,16 +23,24 @@ def decode_rows(document: Any) -> pd.DataFrame:
                                 " 'dataframe_split'")
     try:
         if "dataframe_split" in document:
-            split = document["dataframe_split"]
-            return pd.DataFrame(split["data"], columns=split.get("columns"))
+            return _split_frame(document["dataframe_split"])
         rows = document.get("instances", document.get("dataframe_records"))
         if isinstance(rows, list) and rows:
             return pd.DataFrame(rows) if isinstance(rows[0], dict) else pd.DataFrame(
                 np.asarray(rows))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, pd.errors.InvalidIndexError) as exc:
         raise InvalidInputError(f"cannot read the rows: {exc}") from exc
     raise InvalidInputError("give rows as {\"instances\": [{...}, ...]} or"
                             " {\"dataframe_split\": {\"columns\": [...], \"data\": [[...]]}}")
+
+
+def _split_frame(split: Any) -> pd.DataFrame:
+    data, columns = split["data"], split.get("columns")
+    if isinstance(data, list) and isinstance(columns, list) and any(
+            not isinstance(row, list) or len(row) != len(columns) for row in data):
+        raise InvalidInputError(f"dataframe_split.data: every row must hold {len(columns)}"
+                                " values, one per column")
+    return pd.DataFrame(data, columns=columns)
 
 
 def encode_predictions(served: ServedModel, results: Arrays) -> dict[str, Any]:

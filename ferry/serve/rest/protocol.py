@@ -11,13 +11,23 @@ yet answered, goes the ASGI way to the same app (whose `InferEndpoint` answers t
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from ferry.serve.rest.infer import INFER_PATH, Headers, InferCall, InferenceCalls, too_large
+from ferry.serve.rest.infer import (
+    CONTENT_LENGTH,
+    INFER_PATH,
+    Headers,
+    InferCall,
+    InferenceCalls,
+    infer_headers,
+    too_large,
+)
+from ferry.serve.rest.upload import upload_timeout
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FAST_PATH = re.compile(INFER_PATH.pattern.encode())
@@ -42,31 +52,51 @@ class InferExchange:
         "body",
         "call",
         "disconnected",
-        "header_length",
         "keep_alive",
         "message_event",
         "over_limit",
+        "reading",
         "response_complete",
         "size",
+        "timer",
     )
 
-    def __init__(self, call: InferCall, header_length: bytes | None, keep_alive: bool):
+    def __init__(self, call: InferCall, keep_alive: bool):
         self.call = call
         self.body: list[bytes] = []
         self.size = 0
         self.over_limit = False
-        self.header_length = header_length
         self.keep_alive = keep_alive
         self.response_complete = False
         self.disconnected = False
         self.message_event = _NO_EVENT
+        self.reading = True
+        """Until the body is complete."""
+        self.timer: asyncio.TimerHandle | None = None
+        """The request timeout for the body, armed when it does not come with the headers."""
 
 
 class InferHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the inference fast path; see the module docstring.
-    `protocol_class(calls)` binds it to a server's `InferenceCalls`."""
+    `protocol_class(calls, upload_timeout_s)` binds it to a server's `InferenceCalls`."""
 
     calls: InferenceCalls
+    upload_timeout_s: float
+    """A body not complete this long after its headers is answered 408 (and the connection
+    closed)."""
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        exchange = self.cycle
+        if isinstance(exchange, InferExchange) and exchange.reading and exchange.timer is None:
+            exchange.timer = self.loop.call_later(self.upload_timeout_s, self._upload_expired,
+                                                  exchange)
+
+    def _upload_expired(self, exchange: InferExchange) -> None:
+        exchange.timer = None
+        if exchange.reading and not exchange.response_complete:
+            exchange.keep_alive = False  # what is left of the body must not parse as a request
+            self._fail(exchange, upload_timeout(self.upload_timeout_s))
 
     def on_headers_complete(self) -> None:
         if self.parser.get_method() == b"POST" and self._idle():
@@ -85,15 +115,11 @@ class InferHttpProtocol(HttpToolsProtocol):
 
     def _begin_exchange(self, name: str, version: str | None, path: str) -> None:
         client = self.client[0] if self.client else ""
-        header_length, declared = None, None
-        for key, value in self.headers:
-            if key == b"inference-header-content-length":
-                header_length = value
-            elif key == b"content-length":
-                declared = value
+        headers = infer_headers(self.headers)
+        declared = headers.get(CONTENT_LENGTH)
         keep_alive = (self.parser.get_http_version() == "1.1"
                       and self.parser.should_keep_alive())
-        exchange = InferExchange(self.calls.open(name, version, path, client), header_length,
+        exchange = InferExchange(self.calls.open(name, version, path, client, headers),
                                  keep_alive)
         self.cycle = exchange  # type: ignore[assignment]
         limit = self.calls.max_request_bytes
@@ -124,6 +150,7 @@ class InferHttpProtocol(HttpToolsProtocol):
         if not isinstance(exchange, InferExchange):
             super().on_message_complete()
             return
+        _stop_reading(exchange)
         if exchange.response_complete:
             return
         if exchange.over_limit:
@@ -132,7 +159,7 @@ class InferHttpProtocol(HttpToolsProtocol):
         body = exchange.body[0] if len(exchange.body) == 1 else b"".join(exchange.body)
         exchange.body = []
         try:
-            self.calls.begin(exchange.call, body, exchange.header_length)
+            self.calls.begin(exchange.call, body)
         except Exception as exc:
             self._fail(exchange, exc)
             return
@@ -183,13 +210,26 @@ class InferHttpProtocol(HttpToolsProtocol):
             pending = exchange.call.pending
             if pending is not None:
                 pending.future.cancel()  # the batcher skips a request nobody waits for
+            elif exchange.reading:  # the client left during its upload
+                exchange.response_complete = True
+                self.calls.abandon(exchange.call)
+        if isinstance(exchange, InferExchange):
+            _stop_reading(exchange)
         super().connection_lost(exc)
+
+
+def _stop_reading(exchange: InferExchange) -> None:
+    exchange.reading = False
+    if exchange.timer is not None:
+        exchange.timer.cancel()
+        exchange.timer = None
 
 
 def _optional(value: bytes | None) -> str | None:
     return None if value is None else value.decode()
 
 
-def protocol_class(calls: InferenceCalls) -> type[Any]:
+def protocol_class(calls: InferenceCalls, upload_timeout_s: float) -> type[Any]:
     """An `InferHttpProtocol` bound to one server's inference calls, for `uvicorn.Config`."""
-    return type("FerryHttpProtocol", (InferHttpProtocol,), {"calls": calls})
+    return type("FerryHttpProtocol", (InferHttpProtocol,),
+                {"calls": calls, "upload_timeout_s": upload_timeout_s})

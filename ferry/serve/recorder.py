@@ -1,0 +1,120 @@
+"""The one request recorder of the server: metrics, statistics and the access log of every
+inference request, whatever its transport.
+
+An adapter opens a `RequestRecord` when a request arrives, names the served model once the
+data plane has resolved it, and closes the record exactly once (`succeeded`, `failed` or
+`abandoned`; a second close is ignored, so the in-flight gauge cannot go below zero).
+Metric labels come from the server, never from the client: a request for a
+model that is not served is counted under `model=""`, whatever name it asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ferry.serve import access
+from ferry.serve.metrics import ServerMetrics
+from ferry.serve.model import ServedModel
+from ferry.serve.outcomes import STATUS, Failure, Outcome, client_closed
+
+
+class RequestRecord:
+    """One request on its way through the server."""
+
+    __slots__ = ("client", "closed", "method", "model", "path", "served", "started")
+
+    def __init__(self, method: str, path: str, client: str):
+        self.method = method
+        self.path = path
+        self.client = client
+        self.started = time.perf_counter()
+        self.served: ServedModel | None = None
+        self.closed = False
+        self.model = ""
+        """The model the client asked for, for the access log only."""
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class RequestRecorder:
+    """Counts, times and logs the inference requests of one transport (`http` or `grpc`)."""
+
+    def __init__(self, metrics: ServerMetrics, protocol: str, access_log: bool = True):
+        self.metrics = metrics
+        self.protocol = protocol
+        self.access_log = access_log
+        self._labelled: dict[tuple[str, str, str], Any] = {}
+        self._durations: dict[tuple[str, str], Any] = {}
+        self._inflight = metrics.inflight.labels(protocol)
+        self._request_size = metrics.request_size.labels(protocol)
+        self._response_size = metrics.response_size.labels(protocol)
+
+    def open(self, method: str, path: str, client: str) -> RequestRecord:
+        self._inflight.inc()
+        return RequestRecord(method, path, client)
+
+    def resolved(self, record: RequestRecord, served: ServedModel, request_bytes: int) -> None:
+        """The data plane found the served model for the request."""
+        record.served = served
+        self._request_size.observe(request_bytes)
+
+    def succeeded(self, record: RequestRecord, response_bytes: int) -> None:
+        elapsed = self._close(record, Outcome.OK, response_bytes)
+        self._response_size.observe(response_bytes)
+        self._duration(record).observe(elapsed)
+
+    def failed(self, record: RequestRecord, failure: Failure, response_bytes: int = 0) -> None:
+        self._close(record, failure.outcome, response_bytes)
+
+    def abandoned(self, record: RequestRecord) -> None:
+        """The client went away before its answer."""
+        self._close(record, client_closed().outcome, 0)
+
+    def _close(self, record: RequestRecord, outcome: Outcome, response_bytes: int) -> float:
+        """Count the request once, however many ways its end is reported."""
+        elapsed = record.elapsed_s()
+        if record.closed:
+            return elapsed
+        record.closed = True
+        self._inflight.dec()
+        status = self._status(outcome)
+        self._counter(record, status).inc()
+        if record.served is not None:
+            record.served.statistics.record_request(outcome == Outcome.OK, elapsed)
+        if self.access_log and access.enabled():
+            self._log(record, status, response_bytes, elapsed)
+        return elapsed
+
+    def _status(self, outcome: Outcome) -> str:
+        status = STATUS[outcome]
+        return str(status.http) if self.protocol == "http" else status.grpc
+
+    def _labels(self, record: RequestRecord) -> tuple[str, str]:
+        served = record.served
+        return ("", "") if served is None else (served.name, served.version_label)
+
+    def _counter(self, record: RequestRecord, status: str) -> Any:
+        key = (*self._labels(record), status)
+        counter = self._labelled.get(key)
+        if counter is None:
+            counter = self._labelled[key] = self.metrics.requests.labels(
+                key[0], key[1], self.protocol, status)
+        return counter
+
+    def _duration(self, record: RequestRecord) -> Any:
+        key = self._labels(record)
+        histogram = self._durations.get(key)
+        if histogram is None:
+            histogram = self._durations[key] = self.metrics.request_duration.labels(
+                key[0], key[1], self.protocol)
+        return histogram
+
+    def _log(self, record: RequestRecord, status: str, size: int, elapsed: float) -> None:
+        model, version = self._labels(record)
+        access.log_request(protocol=self.protocol, method=record.method, path=record.path,
+                           model=model or record.model, version=version,
+                           status=int(status) if self.protocol == "http" else status,
+                           bytes=size, duration_ms=round(elapsed * 1000, 3),
+                           client=record.client)
