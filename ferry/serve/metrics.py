@@ -7,17 +7,22 @@
     ferry_batch_size{model,version}                          rows per model call
     ferry_inflight_requests{protocol}
     ferry_request_size_bytes{protocol}, ferry_response_size_bytes{protocol}
+
+The request path updates them through tallies (`ferry.serve.tally`): plain counts that
+`flush()` adds to these metrics, every `FLUSH_INTERVAL_S` and before each exposition.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ferry.serve.batching import BatchObserver, BatchTiming
+from ferry.serve.tally import CountTally, HistogramTally, LevelTally, Tally
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                    0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -26,6 +31,7 @@ SIZE_BUCKETS = (64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 167
                 67108864)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+T = TypeVar("T", CountTally, LevelTally, HistogramTally)
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 """Set (before prometheus_client is imported) in the worker processes of `ferry serve
 --workers N`: each records into files there and `/metrics` sums every worker's."""
@@ -56,11 +62,34 @@ class ServerMetrics:
                                       ["protocol"], buckets=SIZE_BUCKETS, registry=r)
         self.response_size = Histogram("ferry_response_size_bytes", "Response body sizes.",
                                        ["protocol"], buckets=SIZE_BUCKETS, registry=r)
+        self._tallies: dict[tuple[str, tuple[str, ...]], Tally] = {}
+
+    def count(self, counter: Counter, *labels: str) -> CountTally:
+        return self._tally(CountTally, counter, labels)
+
+    def level(self, gauge: Gauge, *labels: str) -> LevelTally:
+        return self._tally(LevelTally, gauge, labels)
+
+    def histogram(self, histogram: Histogram, *labels: str) -> HistogramTally:
+        return self._tally(HistogramTally, histogram, labels)
+
+    def _tally(self, kind: type[T], metric: Any, labels: tuple[str, ...]) -> T:
+        key = (metric._name, labels)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = self._tallies[key] = kind(metric.labels(*labels))
+        assert isinstance(tally, kind)
+        return tally
+
+    def flush(self) -> None:
+        """Add what the tallies hold to the metrics (on the event loop's thread)."""
+        for tally in list(self._tallies.values()):
+            tally.flush()
 
     def batch_observer(self, model: str, version: str) -> BatchObserver:
-        queue = self.queue_duration.labels(model, version)
-        compute = self.compute_duration.labels(model, version)
-        size = self.batch_size.labels(model, version)
+        queue = self.histogram(self.queue_duration, model, version)
+        compute = self.histogram(self.compute_duration, model, version)
+        size = self.histogram(self.batch_size, model, version)
 
         def observe(timing: BatchTiming) -> None:
             size.observe(timing.rows)
@@ -73,6 +102,7 @@ class ServerMetrics:
     def exposition(self) -> bytes:
         """The metrics in Prometheus' text format: this process's, or with several workers
         (`MULTIPROCESS_DIR_ENV` set) the sum over every live worker."""
+        self.flush()
         directory = os.environ.get(MULTIPROCESS_DIR_ENV)
         if not directory:
             return bytes(generate_latest(self.registry))

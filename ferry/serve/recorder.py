@@ -11,12 +11,12 @@ model that is not served is counted under `model=""`, whatever name it asked for
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from ferry.serve import access
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.model import ServedModel
 from ferry.serve.outcomes import STATUS, Failure, Outcome, client_closed
+from ferry.serve.tally import CountTally, HistogramTally
 
 
 class RequestRecord:
@@ -45,11 +45,11 @@ class RequestRecorder:
         self.metrics = metrics
         self.protocol = protocol
         self.access_log = access_log
-        self._labelled: dict[tuple[str, str, str], Any] = {}
-        self._durations: dict[tuple[str, str], Any] = {}
-        self._inflight = metrics.inflight.labels(protocol)
-        self._request_size = metrics.request_size.labels(protocol)
-        self._response_size = metrics.response_size.labels(protocol)
+        self._labelled: dict[tuple[str, str, str], CountTally] = {}
+        self._durations: dict[tuple[str, str], HistogramTally] = {}
+        self._inflight = metrics.level(metrics.inflight, protocol)
+        self._request_size = metrics.histogram(metrics.request_size, protocol)
+        self._response_size = metrics.histogram(metrics.response_size, protocol)
 
     def open(self, method: str, path: str, client: str) -> RequestRecord:
         self._inflight.inc()
@@ -95,20 +95,20 @@ class RequestRecorder:
         served = record.served
         return ("", "") if served is None else (served.name, served.version_label)
 
-    def _counter(self, record: RequestRecord, status: str) -> Any:
+    def _counter(self, record: RequestRecord, status: str) -> CountTally:
         key = (*self._labels(record), status)
         counter = self._labelled.get(key)
         if counter is None:
-            counter = self._labelled[key] = self.metrics.requests.labels(
-                key[0], key[1], self.protocol, status)
+            counter = self._labelled[key] = self.metrics.count(
+                self.metrics.requests, key[0], key[1], self.protocol, status)
         return counter
 
-    def _duration(self, record: RequestRecord) -> Any:
+    def _duration(self, record: RequestRecord) -> HistogramTally:
         key = self._labels(record)
         histogram = self._durations.get(key)
         if histogram is None:
-            histogram = self._durations[key] = self.metrics.request_duration.labels(
-                key[0], key[1], self.protocol)
+            histogram = self._durations[key] = self.metrics.histogram(
+                self.metrics.request_duration, key[0], key[1], self.protocol)
         return histogram
 
     def _log(self, record: RequestRecord, status: str, size: int, elapsed: float) -> None:

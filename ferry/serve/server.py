@@ -33,6 +33,7 @@ from ferry.serve.rest.app import create_app
 from ferry.serve.rest.protocol import protocol_class
 from ferry.serve.rest.upload import UploadDeadline
 from ferry.serve.settings import ServeSettings
+from ferry.serve.tally import FLUSH_INTERVAL_S
 from ferry.serve.validation import at_least
 
 log = logging.getLogger("ferry.serve")
@@ -93,6 +94,7 @@ class Server:
         await self._start_http()
         await self._start_grpc()
         self._tasks.append(asyncio.create_task(self._poll()))
+        self._tasks.append(asyncio.create_task(self._flush_metrics()))
         self.dataplane.ready = True
         log.info("serving %s on http://%s:%s (gRPC %s)", ", ".join(self.repository.names())
                  or "no models", self.settings.host, self.http_port, self.grpc_port)
@@ -133,6 +135,15 @@ class Server:
                 await self.repository.refresh()
             except Exception:
                 log.exception("registry poll failed; serving what is loaded")
+
+    async def _flush_metrics(self) -> None:
+        """Add the request path's tallies to the metrics (other workers' scrapes see them)."""
+        try:
+            while True:
+                await asyncio.sleep(FLUSH_INTERVAL_S)
+                self.metrics.flush()
+        finally:
+            self.metrics.flush()
 
     async def wait(self) -> None:
         """Until uvicorn stops (`stop()`, or a failure, which this raises). Cancelling the

@@ -24,6 +24,7 @@ import tritonclient.grpc as triton_grpc
 from conftest import SlowOrFailing
 
 import ferry
+from ferry.serve.tally import FLUSH_INTERVAL_S
 
 ROW = [5.0, 3.0, 1.0, 0.2]
 BODY = json.dumps({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32",
@@ -224,6 +225,7 @@ def test_metrics_add_up_across_workers(tmp_path: Path) -> None:
         requests = 40
         with ThreadPoolExecutor(8) as pool:  # a new connection each: SO_REUSEPORT spreads them
             answers = list(pool.map(lambda _: http_call(served), range(requests)))
+        time.sleep(2 * FLUSH_INTERVAL_S)  # each worker adds its tallies to the shared files
         scrapes = [served.request("GET", "/metrics")[1].decode() for _ in range(6)]
         returncode = served.stop()
     finally:

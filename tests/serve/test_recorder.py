@@ -20,6 +20,7 @@ from ferry.serve.recorder import RequestRecorder
 
 
 def _value(metrics: ServerMetrics, name: str, **labels: str) -> float | None:
+    metrics.flush()
     return metrics.registry.get_sample_value(name, labels)
 
 
