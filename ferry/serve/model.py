@@ -109,6 +109,9 @@ class ServedModel:
     def _naming_error(self, request: InferenceRequest,
                       given: dict[str, InferInput]) -> str | None:
         """What is wrong with the request's input names, if anything."""
+        if len(given) == len(request.inputs) == len(self._inputs) and all(
+                name in self._inputs for name in given):
+            return None
         if len(given) != len(request.inputs):
             repeated = _repeated([i.name for i in request.inputs])
             return f"input {repeated!r} appears more than once in the request: send each once"

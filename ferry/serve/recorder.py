@@ -47,6 +47,9 @@ class RequestRecorder:
         self.access_log = access_log
         self._labelled: dict[tuple[str, str, str], CountTally] = {}
         self._durations: dict[tuple[str, str], HistogramTally] = {}
+        self._statuses = {outcome: str(status.http) if protocol == "http" else status.grpc
+                          for outcome, status in STATUS.items()}
+        """Each outcome's `status` label for this transport."""
         self._inflight = metrics.level(metrics.inflight, protocol)
         self._request_size = metrics.histogram(metrics.request_size, protocol)
         self._response_size = metrics.histogram(metrics.response_size, protocol)
@@ -88,8 +91,7 @@ class RequestRecorder:
         return elapsed
 
     def _status(self, outcome: Outcome) -> str:
-        status = STATUS[outcome]
-        return str(status.http) if self.protocol == "http" else status.grpc
+        return self._statuses[outcome]
 
     def _labels(self, record: RequestRecord) -> tuple[str, str]:
         served = record.served

@@ -32,7 +32,7 @@ HEADER_LENGTH = b"inference-header-content-length"
 CONTENT_ENCODING = b"content-encoding"
 ACCEPT_ENCODING = b"accept-encoding"
 CONTENT_LENGTH = b"content-length"
-INFER_HEADERS = (HEADER_LENGTH, CONTENT_ENCODING, ACCEPT_ENCODING, CONTENT_LENGTH)
+INFER_HEADERS = frozenset((HEADER_LENGTH, CONTENT_ENCODING, ACCEPT_ENCODING, CONTENT_LENGTH))
 """The request headers the inference endpoint reads (lower case)."""
 
 Headers = list[tuple[bytes, bytes]]
@@ -146,8 +146,9 @@ class InferEndpoint:
 
 
 def infer_headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """The headers the inference endpoint reads, by lower-case name."""
-    return {key.lower(): value for key, value in headers if key.lower() in INFER_HEADERS}
+    """The headers the inference endpoint reads, by name (uvicorn and ASGI give names in
+    lower case)."""
+    return {key: value for key, value in headers if key in INFER_HEADERS}
 
 
 def too_large(limit: int, size: int | None = None) -> RequestTooLargeError:
