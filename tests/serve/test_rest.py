@@ -221,3 +221,16 @@ def test_predict_for_an_unknown_model_is_not_found_whatever_the_body(served: Ser
     status, answer = served.post_json("/v2/models/nope/predict", {"rows": "garbage"})
     assert status == 404
     assert "Request for unknown model" in answer["error"]
+
+
+@pytest.mark.parametrize("method, path, status, message", [
+    ("GET", "/v2/nothing/here", 404, "no route '/v2/nothing/here'"),
+    ("GET", "/docs/static/..%2F__init__.py", 404, "no route"),
+    ("DELETE", "/v2/models/iris", 405, "DELETE is not allowed"),
+])
+def test_unknown_routes_and_methods_answer_json(served: Served, method: str, path: str,
+                                                status: int, message: str) -> None:
+    got, headers, body = served.request(method, path)
+    assert got == status
+    assert headers["content-type"] == "application/json"
+    assert message in json.loads(body)["error"]

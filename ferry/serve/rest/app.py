@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,7 +22,7 @@ from ferry.serve.metrics import CONTENT_TYPE, ServerMetrics
 from ferry.serve.rest import codec
 from ferry.serve.rest.access_log import AccessLog
 from ferry.serve.rest.docs import docs_routes
-from ferry.serve.rest.errors import handle_error
+from ferry.serve.rest.errors import handle_error, handle_http_error
 from ferry.serve.rest.infer import InferenceCalls, InferEndpoint, read_limited_body
 from ferry.serve.rest.openapi import openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
@@ -177,6 +178,7 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics,
         *docs_routes(),
     ]
     app = Starlette(routes=routes, exception_handlers={FerryError: handle_error,
+                                                       HTTPException: handle_http_error,
                                                        Exception: handle_error})
     app.state.dataplane = dataplane
     app.state.metrics = metrics

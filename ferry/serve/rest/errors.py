@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -18,3 +19,13 @@ def error_response(exc: BaseException) -> Response:
 
 async def handle_error(_request: Request, exc: Exception) -> Response:
     return error_response(exc)
+
+
+async def handle_http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) as JSON."""
+    assert isinstance(exc, HTTPException)
+    reason = {404: f"no route {request.url.path!r}: see /docs for the API",
+              405: f"{request.method} is not allowed on {request.url.path!r}"}
+    headers = dict(exc.headers or {})
+    return Response(dumps({"error": reason.get(exc.status_code, exc.detail)}), exc.status_code,
+                    headers, media_type="application/json")
