@@ -47,6 +47,9 @@ loop keeps reading requests (and refusing them when the queue is full) meanwhile
 DEFAULT_CLOSE_GRACE_S = 30.0
 """How long `close()` waits for queued and running requests before failing them (503)."""
 _CLOSE_POLL_S = 0.002
+DEADLINE_SWEEP_S = 0.02
+"""While every instance is busy, how often queued requests are checked against their
+deadlines (otherwise they are checked when a batch is taken)."""
 _EWMA_WEIGHT = 0.2
 log = logging.getLogger("ferry.serve")
 
@@ -200,7 +203,7 @@ class DynamicBatcher:
             self._slots = asyncio.Semaphore(self.settings.instances)
             self._executor = ThreadPoolExecutor(self.settings.instances,
                                                 thread_name_prefix="ferry-model")
-        await self._slots.acquire()
+        await self._acquire_slot(self._slots)
         if not self._queue:
             self._slots.release()
             return
@@ -208,6 +211,29 @@ class DynamicBatcher:
         task = asyncio.get_running_loop().create_task(self._threaded(batch))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+
+    async def _acquire_slot(self, slots: asyncio.Semaphore) -> None:
+        """A free instance; while every one is busy, queued requests whose deadline passes
+        fail on time instead of when a model call ends."""
+        if not slots.locked():
+            await slots.acquire()
+            return
+        sweeper = asyncio.get_running_loop().create_task(self._sweep_deadlines())
+        try:
+            await slots.acquire()
+        finally:
+            sweeper.cancel()
+
+    async def _sweep_deadlines(self) -> None:
+        while True:
+            await asyncio.sleep(DEADLINE_SWEEP_S)
+            self._expire_queued()
+
+    def _expire_queued(self) -> None:
+        now = time.perf_counter()
+        live = [pending for pending in self._queue if not _expired(pending, now)]
+        self._queue.clear()
+        self._queue.extend(live)
 
     async def _threaded(self, batch: list[_Pending]) -> None:
         slots = self._slots

@@ -106,6 +106,26 @@ def test_requests_past_their_deadline_fail_without_running() -> None:
     assert sum(model.batches) < 4
 
 
+def test_queued_requests_time_out_while_every_instance_is_busy() -> None:
+    """A hung (or slow) model must not hold the queue past its deadlines: the requests behind
+    it get their 504 on time, not when the model call ends."""
+    model = Recorder(delay=0.6)
+    batcher = DynamicBatcher(model, BatchSettings(max_batch_size=1, instances=2))
+
+    async def run() -> tuple[list[object], float]:
+        running = [asyncio.ensure_future(batcher.submit(rows(i), 1)) for i in range(2)]
+        await asyncio.sleep(0.05)  # both instances are now in the model
+        started = time.perf_counter()
+        with pytest.raises(InferenceTimeoutError, match="timed out"):
+            await batcher.submit(rows(9), 1, timeout_s=0.1)
+        waited = time.perf_counter() - started
+        return list(await asyncio.gather(*running)), waited
+
+    answers, waited = asyncio.run(run())
+    assert waited < 0.4
+    assert len(answers) == 2 and model.batches == [1, 1]
+
+
 def test_model_error_reaches_every_request_in_the_batch() -> None:
     def broken(_arrays: Arrays) -> Arrays:
         raise RuntimeError("model exploded")
