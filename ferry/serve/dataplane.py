@@ -19,7 +19,7 @@ from ferry import __version__
 from ferry.errors import UnauthorizedError
 from ferry.serve.batching import Arrays
 from ferry.serve.model import PendingInference, ServedModel
-from ferry.serve.model_config import BACKEND, ModelConfig, load_override
+from ferry.serve.model_config import ModelConfig, load_override, platform_of
 from ferry.serve.repository import ModelRepository
 from ferry.serve.settings import SERVER_NAME, ServeSettings
 from ferry.serve.statistics import ModelStatistics
@@ -77,7 +77,7 @@ class DataPlane:
 
     def model_config(self, name: str, version: str | None = None) -> ModelConfig:
         served = self.repository.get(name, version)
-        platform, backend = BACKEND.get(served.version.runtime, ("", ""))
+        platform, backend = platform_of(served.version.runtime)
         return ModelConfig(served.name, platform, backend, served.input_metadata,
                            served.output_metadata, served.batching,
                            round(self.settings.request_timeout_s * 1e6))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ferry.errors import InferenceError, InvalidInputError
-from ferry.registry import ModelVersion, Runtime
+from ferry.registry import ModelVersion
 from ferry.runtime.feeds import to_feeds
 from ferry.runtime.predictor import GraphPredictor, Predictor
 from ferry.serve.batching import (
@@ -26,6 +26,7 @@ from ferry.serve.batching import (
     DynamicBatcher,
 )
 from ferry.serve.datatypes import BYTES, from_signature, to_bytes_array
+from ferry.serve.model_config import platform_of
 from ferry.serve.statistics import ModelStatistics
 from ferry.serve.types import (
     InferenceRequest,
@@ -36,8 +37,6 @@ from ferry.serve.types import (
     TensorMetadata,
 )
 from ferry.signature import DYNAMIC, Layout, TensorSpec
-
-PLATFORM = {Runtime.ONNX: "onnxruntime_onnx", Runtime.NATIVE: "ferry_native"}
 
 
 class ServedModel:
@@ -71,7 +70,7 @@ class ServedModel:
 
     def metadata(self, versions: tuple[str, ...]) -> ModelMetadata:
         return ModelMetadata(
-            name=self.name, versions=versions, platform=PLATFORM.get(self.version.runtime, ""),
+            name=self.name, versions=versions, platform=platform_of(self.version.runtime)[0],
             inputs=self.input_metadata, outputs=self.output_metadata)
 
     async def infer(self, request: InferenceRequest,

@@ -28,7 +28,12 @@ BACKEND = {Runtime.ONNX: ("onnxruntime_onnx", "onnxruntime"),
            Runtime.OPENVINO: ("openvino", "openvino"),
            Runtime.TL2CGEN: ("ferry_tl2cgen", "tl2cgen"),
            Runtime.NATIVE: ("ferry_native", "python")}
-"""Runtime -> (platform, backend) as the configuration names them."""
+"""Runtime -> (platform, backend) as the configuration (and the model metadata) name them."""
+
+
+def platform_of(runtime: str) -> tuple[str, str]:
+    """The platform and backend names of a runtime (empty for one Triton has no name for)."""
+    return BACKEND.get(runtime, ("", ""))
 CONFIG_KEY = "config"
 FILE_PREFIX = "file:"
 _MAX_INT32 = 2**31 - 1

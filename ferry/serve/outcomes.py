@@ -118,10 +118,6 @@ def classify(exc: BaseException) -> Failure:
     return Failure(outcome, message, _headers(exc))
 
 
-def client_closed() -> Failure:
-    return Failure(Outcome.CLIENT_CLOSED, "the client closed the connection")
-
-
 def _headers(exc: BaseException) -> tuple[tuple[str, str], ...]:
     if isinstance(exc, ServerOverloadedError):
         return (("retry-after", str(max(1, round(exc.retry_after_s)))),)

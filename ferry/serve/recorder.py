@@ -15,8 +15,7 @@ import time
 from ferry.serve import access
 from ferry.serve.metrics import ServerMetrics
 from ferry.serve.model import ServedModel
-from ferry.serve.outcomes import STATUS, Failure, Outcome, client_closed
-from ferry.serve.tally import CountTally, HistogramTally
+from ferry.serve.outcomes import STATUS, Failure, Outcome
 
 
 class RequestRecord:
@@ -45,8 +44,6 @@ class RequestRecorder:
         self.metrics = metrics
         self.protocol = protocol
         self.access_log = access_log
-        self._labelled: dict[tuple[str, str, str], CountTally] = {}
-        self._durations: dict[tuple[str, str], HistogramTally] = {}
         self._statuses = {outcome: str(status.http) if protocol == "http" else status.grpc
                           for outcome, status in STATUS.items()}
         """Each outcome's `status` label for this transport."""
@@ -65,53 +62,39 @@ class RequestRecorder:
 
     def succeeded(self, record: RequestRecord, response_bytes: int) -> None:
         elapsed = self._close(record, Outcome.OK, response_bytes)
-        self._response_size.observe(response_bytes)
-        self._duration(record).observe(elapsed)
+        if elapsed is not None:
+            self._response_size.observe(response_bytes)
+            self.metrics.histogram(self.metrics.request_duration, *self._labels(record),
+                                   self.protocol).observe(elapsed)
 
     def failed(self, record: RequestRecord, failure: Failure, response_bytes: int = 0) -> None:
         self._close(record, failure.outcome, response_bytes)
 
     def abandoned(self, record: RequestRecord) -> None:
         """The client went away before its answer."""
-        self._close(record, client_closed().outcome, 0)
+        self._close(record, Outcome.CLIENT_CLOSED, 0)
 
-    def _close(self, record: RequestRecord, outcome: Outcome, response_bytes: int) -> float:
-        """Count the request once, however many ways its end is reported."""
-        elapsed = record.elapsed_s()
+    def _close(self, record: RequestRecord, outcome: Outcome,
+               response_bytes: int) -> float | None:
+        """Count the request once, however many ways its end is reported: its time, or None
+        when it was counted already."""
         if record.closed:
-            return elapsed
+            return None
         record.closed = True
+        elapsed = record.elapsed_s()
         self._inflight.dec()
-        status = self._status(outcome)
-        self._counter(record, status).inc()
+        status = self._statuses[outcome]
+        self.metrics.count(self.metrics.requests, *self._labels(record), self.protocol,
+                           status).inc()
         if record.served is not None:
             record.served.statistics.record_request(outcome == Outcome.OK, elapsed)
         if self.access_log and access.enabled():
             self._log(record, status, response_bytes, elapsed)
         return elapsed
 
-    def _status(self, outcome: Outcome) -> str:
-        return self._statuses[outcome]
-
     def _labels(self, record: RequestRecord) -> tuple[str, str]:
         served = record.served
         return ("", "") if served is None else (served.name, served.version_label)
-
-    def _counter(self, record: RequestRecord, status: str) -> CountTally:
-        key = (*self._labels(record), status)
-        counter = self._labelled.get(key)
-        if counter is None:
-            counter = self._labelled[key] = self.metrics.count(
-                self.metrics.requests, key[0], key[1], self.protocol, status)
-        return counter
-
-    def _duration(self, record: RequestRecord) -> HistogramTally:
-        key = self._labels(record)
-        histogram = self._durations.get(key)
-        if histogram is None:
-            histogram = self._durations[key] = self.metrics.histogram(
-                self.metrics.request_duration, key[0], key[1], self.protocol)
-        return histogram
 
     def _log(self, record: RequestRecord, status: str, size: int, elapsed: float) -> None:
         model, version = self._labels(record)

@@ -11,12 +11,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import socket
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +21,7 @@ import grpc
 import numpy as np
 import pytest
 from conftest import build_registry
+from serve_process import start_serve
 
 from ferry.serve.grpc.generated import inference_pb2 as pb
 from ferry.serve.grpc.generated import inference_pb2_grpc as pb_grpc
@@ -265,7 +261,10 @@ class Server:
             connection.close()
 
     def grpc_ready(self) -> bool:
-        return bool(self.stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready)
+        try:
+            return bool(self.stub.ServerReady(pb.ServerReadyRequest(), timeout=30).ready)
+        except grpc.RpcError:
+            return False
 
     def peak_kib(self) -> int:
         """The server's peak resident memory (VmHWM) in KiB."""
@@ -277,25 +276,6 @@ class Server:
         """Start the peak again from the current resident memory, where Linux allows it."""
         with contextlib.suppress(OSError):
             Path(f"/proc/{self.pid}/clear_refs").write_text("5")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_ready(server: Server, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if server.http_ready() and server.grpc_ready():
-                return
-        except (OSError, grpc.RpcError):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"ferry serve did not become ready (exit {process.poll()})")
-        time.sleep(0.2)
 
 
 def _warm_up(server: Server) -> None:
@@ -311,23 +291,21 @@ def _warm_up(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    registry, _ = build_registry(tmp_path_factory.mktemp("bad_input"))
-    http_port, grpc_port = _free_port(), _free_port()
-    env = {**os.environ, "FERRY_REGISTRY_URL": registry.url or "",
-           "FERRY_ARTIFACTS_URL": registry.artifacts_url or ""}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ferry", "serve", "iris", "churn", "--http-port", str(http_port),
-         "--grpc-port", str(grpc_port), "--no-access-log"], env=env)
-    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    home = tmp_path_factory.mktemp("bad_input")
+    registry, _ = build_registry(home)
+    served = start_serve(home, "iris", "churn", "--no-access-log",
+                         FERRY_REGISTRY_URL=registry.url or "",
+                         FERRY_ARTIFACTS_URL=registry.artifacts_url or "")
+    channel = grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}")
     try:
-        running = Server(process.pid, http_port, pb_grpc.GRPCInferenceServiceStub(channel))
-        _wait_until_ready(running, process)
+        running = Server(served.process.pid, served.http_port,
+                         pb_grpc.GRPCInferenceServiceStub(channel))
+        served.wait_for(running.grpc_ready, "the gRPC server answering ready")
         _warm_up(running)
         yield running
     finally:
         channel.close()
-        process.terminate()
-        process.wait(timeout=30)
+        served.stop()
 
 
 # ---- the tests ------------------------------------------------------------------------------

@@ -166,8 +166,10 @@ def _outputs(requested: Iterable[pb.ModelInferRequest.InferRequestedOutputTensor
 
 # ---- parameters -----------------------------------------------------------------------------
 
-def decode_parameters(parameters: Mapping[str, pb.InferParameter], where: str) -> Parameters:
-    """A parameters dict from an InferParameter map; each value is the oneof field set."""
+def decode_parameters(parameters: Mapping[str, pb.InferParameter | pb.ModelRepositoryParameter],
+                      where: str) -> Parameters:
+    """A parameters dict from an InferParameter (or a repository load's
+    ModelRepositoryParameter) map; each value is the oneof field that is set."""
     out: Parameters = {}
     for key, parameter in parameters.items():
         choice = parameter.WhichOneof("parameter_choice")

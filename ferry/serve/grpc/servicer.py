@@ -21,7 +21,7 @@ from ferry.errors import ModelNotReadyError, NotFoundError
 from ferry.serve import access
 from ferry.serve.dataplane import DataPlane
 from ferry.serve.grpc import codec
-from ferry.serve.grpc.extensions import config_message, load_parameters, statistics_message
+from ferry.serve.grpc.extensions import config_message, statistics_message
 from ferry.serve.grpc.generated import inference_pb2 as pb
 from ferry.serve.grpc.generated import inference_pb2_grpc
 from ferry.serve.metrics import ServerMetrics
@@ -179,7 +179,7 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
     async def RepositoryModelLoad(self, request: pb.RepositoryModelLoadRequest,
                                   context: Any) -> pb.RepositoryModelLoadResponse:
         await self.dataplane.load(_model_name(request.model_name), bearer_token(context),
-                                  load_parameters(request.parameters))
+                                  codec.decode_parameters(request.parameters, "parameters"))
         return pb.RepositoryModelLoadResponse()
 
     @_rpc
