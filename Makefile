@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := xgboost,lightgbm,torch,pmml,postgres,s3,optimize,test
+EXTRAS := xgboost,lightgbm,torch,tensorflow,pmml,postgres,s3,optimize,test
 
 .PHONY: install run test lint typecheck check-system clean
 

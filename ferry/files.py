@@ -1,7 +1,8 @@
 """Models from files, for `ferry register FILE`.
 
 Each framework's own formats are safe to open (`.onnx`, `.pmml`, XGBoost `.json`/`.ubj`,
-LightGBM `.txt`, PyTorch `.pt2` from `torch.export`). Pickles (`.pkl`, `.joblib`, `.pt`)
+LightGBM `.txt`, PyTorch `.pt2` from `torch.export`, Keras `.keras` and `.h5`, a TensorFlow
+SavedModel directory with the signature to serve). Pickles (`.pkl`, `.joblib`, `.pt`)
 run code when loaded, so they are opened only when the user says they trust them.
 """
 
@@ -19,8 +20,13 @@ TORCH_PICKLE_SUFFIXES = (".pt", ".pth")
 
 
 def read_model_file(path: Path, *, framework: str | None = None,
-                    trust_pickle: bool = False) -> object:
-    """The model stored in `path`."""
+                    trust_pickle: bool = False, signature: str | None = None) -> object:
+    """The model stored in `path` (`signature`: the one to serve from a SavedModel)."""
+    if path.is_dir():
+        return _read_directory(path, signature)
+    if signature is not None:
+        raise InvalidInputError(f"--signature is for TensorFlow SavedModel directories;"
+                                f" {path.name} is a file")
     if not path.is_file():
         raise InvalidInputError(f"no such file: {path}")
     suffix = path.suffix.lower()
@@ -29,6 +35,17 @@ def read_model_file(path: Path, *, framework: str | None = None,
         return _unpickle(path, torch=suffix in TORCH_PICKLE_SUFFIXES)
     converter = converter_for(framework) if framework else _converter_by_suffix(path)
     return converter.read_file(path)
+
+
+def _read_directory(path: Path, signature: str | None) -> object:
+    """A TensorFlow SavedModel directory (the only model format that is a directory)."""
+    if not (path / "saved_model.pb").is_file():
+        raise InvalidInputError(f"{path} is a directory but not a TensorFlow SavedModel (no"
+                                " saved_model.pb): give a model file")
+    converter_for("tensorflow")  # a clear error when the extra is missing
+    from ferry.convert.tensorflow import DEFAULT_SIGNATURE, SavedModel
+
+    return SavedModel(path, signature or DEFAULT_SIGNATURE)
 
 
 def _converter_by_suffix(path: Path) -> Converter:
@@ -42,7 +59,8 @@ def _converter_by_suffix(path: Path) -> Converter:
             return converter
     raise InvalidInputError(
         f"cannot tell the framework of {path.name}: name it with --framework"
-        f" ({', '.join(frameworks())}), or use .onnx, .pmml, .json, .txt, .pt2 or a pickle"
+        f" ({', '.join(frameworks())}), or use .onnx, .pmml, .json, .txt, .pt2, .keras, .h5"
+        " or a pickle"
     )
 
 

@@ -94,10 +94,12 @@ def _axes(values: list[str] | None) -> dict[int, str]:
 @handles_errors
 def register(
     file: Annotated[Path, typer.Argument(help="Model file: .onnx, .pmml, .json/.ubj (XGBoost),"
-                                         " .txt (LightGBM), .pt2, or a pickle.")],
+                                         " .txt (LightGBM), .pt2, .keras/.h5, a SavedModel"
+                                         " directory, or a pickle.")],
     name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")],
     framework: Annotated[str | None, typer.Option(help="sklearn, xgboost, lightgbm, torch,"
-                                                   " onnx or pmml (guessed if left out).")] = None,
+                                                   " tensorflow, onnx or pmml (guessed if left"
+                                                   " out).")] = None,
     sample: Annotated[Path | None, typer.Option(help="Sample rows: .csv, .parquet, .json"
                                                 " or .npy; or .npz with one array per model"
                                                 " input, named after it.")] = None,
@@ -110,6 +112,9 @@ def register(
     dynamic_axis: Annotated[list[str] | None, typer.Option(
         help="PyTorch: AXIS=NAME, an input axis besides the batch that takes any size"
              " (e.g. 1=sequence); repeatable.")] = None,
+    signature: Annotated[str | None, typer.Option(
+        help="TensorFlow SavedModel: the signature to serve (default serving_default).")
+    ] = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Register a model file as the next version of NAME, with its checked ONNX form."""
@@ -119,9 +124,13 @@ def register(
 
     with command_line():
         _check_registration(file, name, framework, sample)
+        if signature is not None and not file.is_dir():
+            raise UsageError("--signature is for TensorFlow SavedModel directories; FILE is"
+                             " a file")
         metrics, tags = _pairs(metric, "metric"), _pairs(tag, "tag")
         axes = _axes(dynamic_axis)
-    model = read_model_file(file, framework=framework, trust_pickle=trust_pickle)
+    model = read_model_file(file, framework=framework, trust_pickle=trust_pickle,
+                            signature=signature)
     rows = read_sample_file(sample) if sample is not None else None
     with stderr.status(f"converting and checking {file.name}..."):
         version = register_model(model, name, sample=rows, metrics=metrics, tags=tags,
@@ -142,7 +151,8 @@ def _check_registration(file: Path, name: str, framework: str | None,
     validate_name(name)
     if framework is not None:
         converter_for(framework)
-    _require_file(file, "FILE")
+    if not (file.is_file() or file.is_dir()):
+        raise UsageError(f"no such file or directory: {file} (FILE)")
     if sample is not None:
         _require_file(sample, "--sample")
 

@@ -20,6 +20,7 @@ BUILTIN_CONVERTERS: dict[str, str] = {
     "xgboost": "ferry.convert.xgboost:XGBoostConverter",
     "lightgbm": "ferry.convert.lightgbm:LightGBMConverter",
     "torch": "ferry.convert.torch:TorchConverter",
+    "tensorflow": "ferry.convert.tensorflow:TensorFlowConverter",
     "sklearn": "ferry.convert.sklearn:SklearnConverter",
 }
 """Framework name -> converter class, in the order `find_converter` tries them."""

@@ -8,7 +8,7 @@ ONNX form with its signature. It does no I/O of its own: the registry stores wha
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -94,6 +94,11 @@ class Converter(ABC):
         raise UnsupportedModelError(
             f"{self.framework} cannot read {path.name}: use one of {self.file_suffixes or 'none'}"
         )
+
+    def baseline_calls(self, model: object) -> dict[str, Callable[[Any], object]] | None:
+        """The ways users call the original, by name, for the optimizer to time (the first
+        is the baseline); None: its `predict` / `predict_proba`, or `reference`."""
+        return None
 
     def native_signature(self, model: object, sample: Sample | None) -> Signature:
         """The signature of a version served by its own framework (no ONNX form)."""

@@ -45,6 +45,7 @@ def markdown(result: OptimizeResult, chart: str | None = None) -> str:
     head += ["equivalence", "build s", "notes"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines.append(_baseline_row(result))
+    lines += [_other_baseline_row(result, name) for name in result.other_baselines]
     for entry in result.candidates:
         lines.append(_row(entry, sizes))
     if chart:
@@ -57,11 +58,24 @@ def markdown(result: OptimizeResult, chart: str | None = None) -> str:
 
 
 def _baseline_row(result: OptimizeResult) -> str:
-    cells = [f"{BASELINE} ({result.source.framework} predict)", "-", "baseline", "-"]
+    cells = [f"{BASELINE} ({result.source.framework} {result.baseline_name})", "-", "baseline",
+             "-"]
     for size in result.batch_sizes:
         timing = result.baseline.get(size)
         cells += [_us(timing.median_s if timing else None),
                   _us(timing.p90_s if timing else None), "1.00x"]
+    cells += ["-", "-", ""]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _other_baseline_row(result: OptimizeResult, name: str) -> str:
+    """Another way of calling the original, with its speed against the baseline."""
+    cells = [f"{BASELINE} ({result.source.framework} {name})", "-", "baseline", "-"]
+    for size in result.batch_sizes:
+        timing = result.other_baselines[name].get(size)
+        cells += [_us(timing.median_s if timing else None),
+                  _us(timing.p90_s if timing else None),
+                  _x(timing.speedup if timing else None)]
     cells += ["-", "-", ""]
     return "| " + " | ".join(cells) + " |"
 

@@ -107,6 +107,9 @@ class OptimizeResult:
     machine: Machine
     baseline: dict[int, Timing]
     candidates: list[CandidateResult]
+    other_baselines: dict[str, dict[int, Timing]] = field(default_factory=dict)
+    """Further ways of calling the original (Keras eagerly, say), timed in the same run."""
+    baseline_name: str = "predict"
     chosen: CandidateResult | None = None
     version: ModelVersion | None = None
     report_path: Path | None = None
@@ -116,6 +119,9 @@ class OptimizeResult:
         return {"source": self.source.uri, "batch_sizes": list(self.batch_sizes),
                 "machine": self.machine.to_dict(), "gate": self.gate.to_dict(),
                 "baseline": {str(b): t.to_dict() for b, t in self.baseline.items()},
+                "baseline_name": self.baseline_name,
+                "other_baselines": {name: {str(b): t.to_dict() for b, t in timings.items()}
+                                    for name, timings in self.other_baselines.items()},
                 "chosen": self.chosen.label if self.chosen else None,
                 "version": self.version.uri if self.version else None,
                 "report": str(self.report_path) if self.report_path else None,
@@ -171,7 +177,7 @@ def optimize(uri: str | ModelURI, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_
     thread_settings = _thread_settings(threads, machine)
     chosen_candidates = list(candidates) if candidates is not None else registered_candidates()
     inputs = _inputs(version, registry, validation)
-    original, baseline_call = _original(version, registry)
+    original, baseline_calls = _original(version, registry)
     reference = _reference_outputs(version, original, inputs)
     with tempfile.TemporaryDirectory(prefix="ferry-optimize-") as scratch:
         context = OptimizeContext(
@@ -181,9 +187,12 @@ def optimize(uri: str | ModelURI, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_
         progress.start(len(chosen_candidates) + len(sizes) * _slices(timing))
         results = _build_all(chosen_candidates, context, thread_settings, lossless_only,
                              inputs, reference, gate, progress)
-        baseline = _time_all(results, baseline_call, inputs, sizes, version, thread_settings,
-                             timing, progress)
-    result = OptimizeResult(version, sizes, machine, baseline, results, gate=gate)
+        baselines = _time_all(results, baseline_calls, inputs, sizes, version,
+                              thread_settings, timing, progress)
+    name, baseline = next(iter(baselines.items()))
+    result = OptimizeResult(version, sizes, machine, baseline, results, gate=gate,
+                            other_baselines=dict(list(baselines.items())[1:]),
+                            baseline_name=name)
     result.chosen = _fastest(results, sizes[0])
     if register and result.chosen is not None:
         result.version = _register(registry, version, result)
@@ -257,24 +266,29 @@ def _onnx(version: ModelVersion, registry: Registry) -> bytes | None:
 
 
 OriginalCall = Callable[[Any], object]
+BaselineCalls = dict[str, OriginalCall]
+"""Name -> a way of calling the original; the first is the baseline speed-ups are against."""
 
 
-def _original(version: ModelVersion, registry: Registry) -> tuple[object, OriginalCall]:
-    """The original model and the call timed as its framework's own predict."""
+def _original(version: ModelVersion, registry: Registry) -> tuple[object, BaselineCalls]:
+    """The original model and the calls timed as its framework's own."""
     converter = converter_for(version.framework)
     if version.framework == "onnx":
         onnx_bytes = registry.read_artifact(version, "onnx")
         predictor = OnnxPredictor(onnx_bytes, version.signature, version.task).load()
-        return predictor, predictor.outputs
+        return predictor, {"predict": predictor.outputs}
     original = converter.load(SavedOriginal(registry.read_artifact(version, "original"),
                                             version.original_format))
+    own = converter.baseline_calls(original)
+    if own:
+        return original, own
     # ferry's stand-ins for wrappers it stores without a pickle (LightGBM) have no `fit`
     # but keep the wrapper's `predict_proba`
     if version.task == Task.CLASSIFICATION and hasattr(original, "predict_proba"):
-        return original, original.predict_proba
+        return original, {"predict_proba": original.predict_proba}
     if hasattr(original, "fit") and hasattr(original, "predict"):
-        return original, original.predict
-    return original, lambda data: converter.reference(original, data)
+        return original, {"predict": original.predict}
+    return original, {"predict": lambda data: converter.reference(original, data)}
 
 
 def _reference_outputs(version: ModelVersion, original: object, inputs: _Inputs) -> Outputs:
@@ -362,27 +376,33 @@ def _size(built: BuiltCandidate, context: OptimizeContext) -> int | None:
 
 # -- timing ------------------------------------------------------------------------------
 
-def _time_all(results: list[CandidateResult], baseline_call: OriginalCall, inputs: _Inputs,
+def _time_all(results: list[CandidateResult], baseline_calls: BaselineCalls, inputs: _Inputs,
               sizes: tuple[int, ...], version: ModelVersion, thread_settings: list[Threads],
-              timing: TimingSettings | None, progress: SearchProgress) -> dict[int, Timing]:
+              timing: TimingSettings | None,
+              progress: SearchProgress) -> dict[str, dict[int, Timing]]:
+    """Every candidate and every baseline call timed together; the baselines' figures by
+    name, the first being the one speed-ups are measured against."""
     timed = [r for r in results if r.built is not None and r.status != Status.FAILED_BUILD]
-    baseline: dict[int, Timing] = {}
+    labels = {name: BASELINE if i == 0 else f"{BASELINE} ({name})"
+              for i, name in enumerate(baseline_calls)}
+    baselines: dict[str, dict[int, Timing]] = {name: {} for name in baseline_calls}
     cores = max(t.intra_op for t in thread_settings)
     with pinned(cores):
         for size in sizes:
             row_batches = _batches(inputs.all_rows, size)
             feed_batches = [to_feeds(version.signature, rows) for rows in row_batches]
             calls: dict[str, Callable[[int], object]] = {
-                BASELINE: _cycling(baseline_call, row_batches)}
+                labels[name]: _cycling(call, row_batches) for name, call in baseline_calls.items()}
             for entry in timed:
                 assert entry.built is not None
                 calls[entry.label] = _cycling(entry.built.predictor.run_feeds, feed_batches)
             figures = time_interleaved(calls, BASELINE, timing,
                                        on_slice=_announce(progress, f"timing batch {size}"))
-            baseline[size] = figures[BASELINE]
+            for name, label in labels.items():
+                baselines[name][size] = figures[label]
             for entry in timed:
                 entry.timings[size] = figures[entry.label]
-    return baseline
+    return baselines
 
 
 def _cycling(call: Callable[[Any], object], batches: Sequence[Any]) -> Callable[[int], object]:
@@ -442,6 +462,10 @@ def _register(registry: Registry, parent: ModelVersion, result: OptimizeResult) 
         "speedup": {str(b): t.speedup for b, t in chosen.timings.items()},
         "median_s": {str(b): t.median_s for b, t in chosen.timings.items()},
         "baseline_median_s": {str(b): t.median_s for b, t in result.baseline.items()},
+        "baseline": result.baseline_name,
+        "other_baselines_median_s": {
+            name: {str(b): t.median_s for b, t in timings.items()}
+            for name, timings in result.other_baselines.items()},
         "machine": result.machine.to_dict(), "chosen_at_batch": size,
     }
     draft = VersionDraft(

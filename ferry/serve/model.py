@@ -183,8 +183,10 @@ class ServedModel:
 
     def _run_native(self, arrays: Arrays) -> Arrays:
         signature = self.version.signature
-        if signature.layout == Layout.COLUMNS or len(arrays) > 1:
+        if signature.layout == Layout.COLUMNS:
             data: Any = pd.DataFrame({k: v.reshape(-1) for k, v in arrays.items()})
+        elif len(arrays) > 1:
+            data = dict(arrays)  # several tensor inputs, by name
         else:
             data = next(iter(arrays.values()))
         outputs = self.predictor.outputs(data)

@@ -94,7 +94,7 @@ def test_optimized_version_predicts_like_its_parent_and_is_recorded(
     np.testing.assert_allclose(child.predict_proba(x), parent.predict_proba(x), atol=1e-5)
     assert (child.predict(x) == parent.predict(x)).all()
     text = (tmp_path / "report.md").read_text()
-    assert "onnxruntime-offline" in text and "original (sklearn predict)" in text
+    assert "onnxruntime-offline" in text and "original (sklearn predict_proba)" in text
     assert (tmp_path / "report.png").stat().st_size > 1000
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["version"] == "mlp:2" and len(data["candidates"]) == 2
