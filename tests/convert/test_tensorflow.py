@@ -171,37 +171,59 @@ def test_unknown_city_goes_to_the_lookup_oov_slot_in_onnx_as_in_keras(
     np.testing.assert_allclose(np.asarray(got), case.original(rows), rtol=1e-4, atol=1e-6)
 
 
-def test_served_over_http_to_tritonclient(cases: dict[str, Case],
+@pytest.mark.parametrize("name", ["cnn", "batchnorm", "two-inputs", "savedmodel", "h5"])
+def test_served_over_http_to_tritonclient(name: str, cases: dict[str, Case],
                                           server: RunningServer) -> None:
+    case = cases[name]
     client = triton_http.InferenceServerClient(server.http_url.removeprefix("http://"))
-    images = cases["cnn"].rows[:5]
-    image_input = triton_http.InferInput("input", list(images.shape), "FP32")
-    image_input.set_data_from_numpy(images, binary_data=True)
-    result = client.infer("cnn", [image_input])
-    np.testing.assert_allclose(result.as_numpy("output"), cases["cnn"].original(images),
-                               rtol=1e-4, atol=1e-6)
-    rows = _head(cases["two-inputs"].rows, 4)
-    city = triton_http.InferInput("city", [4, 1], "BYTES")
-    city.set_data_from_numpy(rows["city"], binary_data=False)
-    numbers = triton_http.InferInput("numbers", [4, 3], "FP32")
-    numbers.set_data_from_numpy(rows["numbers"])
-    answer = client.infer("two-inputs", [city, numbers]).as_numpy("output")
-    np.testing.assert_allclose(answer, cases["two-inputs"].original(rows), rtol=1e-4,
-                               atol=1e-6)
+    rows = _head(case.rows, 5)
+    named = rows if isinstance(rows, dict) else {case.registered.signature.inputs[0].name: rows}
+    output = case.registered.signature.outputs[0].name
+    answer = client.infer(name, [_triton_input(n, a) for n, a in named.items()]).as_numpy(output)
+    np.testing.assert_allclose(answer, case.original(rows), rtol=1e-4, atol=1e-6)
 
 
-def test_optimized_variant_passes_the_gate_and_times_both_baselines(
-        cases: dict[str, Case], registry: Registry) -> None:
-    result = ferry.optimize("cnn:1", registry=registry, batch_sizes=(1,), threads=1,
-                            timing=FAST, candidates=[OnnxRuntimeAsServed()])
+def _triton_input(name: str, array: np.ndarray) -> triton_http.InferInput:
+    text = array.dtype.kind in "OU"
+    tensor = triton_http.InferInput(name, list(array.shape), "BYTES" if text else "FP32")
+    tensor.set_data_from_numpy(array.astype(object) if text else array, binary_data=not text)
+    return tensor
+
+
+@pytest.mark.parametrize("name", ["cnn", "batchnorm", "two-inputs", "savedmodel", "h5"])
+def test_optimized_variant_passes_the_gate_and_times_the_originals_calls(
+        name: str, cases: dict[str, Case], registry: Registry) -> None:
+    case = cases[name]
+    result = ferry.optimize(case.registered.uri, registry=registry, batch_sizes=(1,),
+                            threads=1, timing=FAST, candidates=[OnnxRuntimeAsServed()])
     assert result.chosen is not None and result.version is not None
-    assert result.baseline_name == "tf.function"
-    assert set(result.other_baselines) == {"eager"}
-    assert result.other_baselines["eager"][1].median_s > 0
+    if isinstance(case.model, SavedModel):
+        assert result.baseline_name == "signature" and not result.other_baselines
+    else:
+        assert result.baseline_name == "tf.function"
+        assert set(result.other_baselines) == {"eager"}
+        assert result.other_baselines["eager"][1].median_s > 0
     optimized = ferry.load(result.version.uri, registry=registry)
-    images = cases["cnn"].rows[:8]
-    np.testing.assert_allclose(np.asarray(optimized.predict(images)),
-                               cases["cnn"].original(images), rtol=1e-4, atol=1e-6)
+    rows = _head(case.rows, 8)
+    np.testing.assert_allclose(np.asarray(optimized.predict(rows)).reshape(8, -1),
+                               case.original(rows).reshape(8, -1), rtol=1e-4, atol=1e-6)
+
+
+def test_several_outputs_keep_their_names_and_the_first_is_the_value(
+        registry: Registry) -> None:
+    features = keras.Input((4,), name="features")
+    hidden = keras.layers.Dense(8, activation="relu")(features)
+    model = keras.Model(features, [keras.layers.Dense(1, name="score")(hidden),
+                                   keras.layers.Dense(3, name="aux")(hidden)])
+    rows = np.random.default_rng(3).normal(size=(32, 4)).astype(np.float32)
+    version = ferry.register(model, "two-outputs", sample=rows, registry=registry)
+    outputs = {spec.name: spec for spec in version.signature.outputs}
+    assert set(outputs) == {"score", "aux"} and outputs["score"].role == "value"
+    predicted = ferry.load(version.uri, registry=registry).predict(rows)
+    score, aux = model(rows, training=False)
+    np.testing.assert_allclose(np.asarray(predicted).reshape(-1), np.asarray(score).reshape(-1),
+                               rtol=1e-5, atol=1e-6)
+    assert np.asarray(aux).shape == (32, 3)
 
 
 def test_text_vectorization_is_refused_with_its_reason_or_served_natively_when_forced(

@@ -64,11 +64,11 @@ class TensorFlowConverter(Converter):
 
     def convert(self, model: object, sample: Sample | None) -> Conversion:
         with tempfile.TemporaryDirectory(prefix="ferry-tf-") as scratch:
-            saved = _as_saved_model(model, sample, Path(scratch))
+            saved, first_output = _as_saved_model(model, sample, Path(scratch))
             onnx_model = saved_model_to_onnx(saved.path, saved.signature)
-        outputs = onnx_model.graph.output
         signature = Signature(inputs=tensor_specs(onnx_model.graph.input),
-                              outputs=tensor_specs(outputs, {outputs[0].name: Role.VALUE}),
+                              outputs=tensor_specs(onnx_model.graph.output,
+                                                   {first_output: Role.VALUE}),
                               layout=Layout.TENSOR)
         return Conversion(onnx_model=onnx_model, signature=signature, task=Task.OTHER)
 
@@ -133,15 +133,18 @@ def _keras(model: object) -> Any:
     return model
 
 
-def _as_saved_model(model: object, sample: Sample | None, scratch: Path) -> SavedModel:
+def _as_saved_model(model: object, sample: Sample | None,
+                    scratch: Path) -> tuple[SavedModel, str]:
+    """The model as a SavedModel signature, and the name of the output `reference` gives
+    (the ONNX graph lists outputs sorted by name, not in the model's order)."""
     if isinstance(model, SavedModel):
-        return model
+        return model, model.output_names()[0]
     keras_model = _keras(model)
     keras_models.refuse_unconvertible(keras_model)
     inputs = keras_models.keras_inputs(keras_model, sample)
     count = len(keras_models.call(keras_model, inputs, _example(sample, inputs.specs)))
-    keras_models.export(keras_model, inputs, count, scratch)
-    return SavedModel(scratch, keras_models.ENDPOINT)
+    names = keras_models.export(keras_model, inputs, count, scratch)
+    return SavedModel(scratch, keras_models.ENDPOINT), names[0]
 
 
 def _outputs(model: object, data: Sample) -> list[np.ndarray]:
@@ -217,9 +220,9 @@ def _compiled(model: Any, inputs: KerasInputs) -> Callable[[dict[str, Any]], Any
     """`model` as a `tf.function` over the inputs' specs (batch axis open: traced once)."""
     tf = tensorflow()
 
-    @tf.function(input_signature=[inputs.specs])
+    @tf.function(input_signature=[inputs.specs], autograph=False)
     def run(arguments: dict[str, Any]) -> Any:
-        return model(inputs.call_arguments(arguments), training=False)
+        return model(inputs.structured(arguments), training=False)
 
     return lambda arrays: run({name: as_tensor(arrays[name], spec.dtype)
                                for name, spec in inputs.specs.items()})

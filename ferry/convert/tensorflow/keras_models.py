@@ -50,7 +50,12 @@ class KerasInputs:
 
     def call_arguments(self, arrays: dict[str, Any]) -> Any:
         """The model's argument for `arrays` (serving name -> array or tensor)."""
-        tensors = {name: _tensor(arrays[name], self.specs[name].dtype) for name in self.specs}
+        return self.structured({name: _tensor(arrays[name], self.specs[name].dtype)
+                                for name in self.specs})
+
+    def structured(self, tensors: dict[str, Any]) -> Any:
+        """Tensors by serving name arranged as the model's `call` takes them (plain Python:
+        it runs inside `tf.function` traces)."""
         if self.structure == "single":
             return next(iter(tensors.values()))
         if self.structure == "list":
@@ -156,7 +161,6 @@ def output_names(model: Any, count: int) -> list[str]:
 
 def call(model: Any, inputs: KerasInputs, arrays: dict[str, Any]) -> list[Any]:
     """The model's outputs on `arrays`, flattened, in inference mode."""
-    tf = tensorflow()
     try:
         result = model(inputs.call_arguments(arrays), training=False)
     except Exception as exc:
@@ -164,7 +168,16 @@ def call(model: Any, inputs: KerasInputs, arrays: dict[str, Any]) -> list[Any]:
         raise SampleMismatchError(f"{type(model).__name__} fails on inputs {shapes}:"
                                   f" {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
                                   ) from exc
-    return list(tf.nest.flatten(result))
+    return flatten(result)
+
+
+def flatten(outputs: Any) -> list[Any]:
+    """A model's outputs as a list (one tensor, a list, or a dict in key order)."""
+    if isinstance(outputs, dict):
+        return [outputs[key] for key in sorted(outputs)]
+    if isinstance(outputs, list | tuple):
+        return [item for output in outputs for item in flatten(output)]
+    return [outputs]
 
 
 def export(model: Any, inputs: KerasInputs, count: int, directory: Path) -> list[str]:
@@ -174,9 +187,8 @@ def export(model: Any, inputs: KerasInputs, count: int, directory: Path) -> list
     archive.track(model)
 
     def serve(arguments: dict[str, Any]) -> dict[str, Any]:
-        outputs = tensorflow().nest.flatten(model(inputs.call_arguments(arguments),
-                                                  training=False))
-        return dict(zip(names, outputs, strict=True))
+        outputs = model(inputs.structured(arguments), training=False)
+        return dict(zip(names, flatten(outputs), strict=True))
 
     archive.add_endpoint(ENDPOINT, serve, input_signature=[inputs.specs])
     archive.write_out(str(directory), verbose=False)
