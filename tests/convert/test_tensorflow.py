@@ -190,6 +190,38 @@ def _triton_input(name: str, array: np.ndarray) -> triton_http.InferInput:
     return tensor
 
 
+def test_tensorflow_serving_rest_clients_get_tf_servings_answers(
+        cases: dict[str, Case], server: RunningServer) -> None:
+    rows = _head(cases["two-inputs"].rows, 3)
+    instances = [{"city": [str(c[0])], "numbers": n.tolist()}
+                 for c, n in zip(rows["city"], rows["numbers"], strict=True)]
+    status, answer = _post(server, "/v1/models/two-inputs:predict", {"instances": instances})
+    assert status == 200
+    np.testing.assert_allclose(np.asarray(answer["predictions"]),
+                               cases["two-inputs"].original(rows), rtol=1e-4, atol=1e-6)
+    images = cases["cnn"].rows[:2]
+    status, answer = _post(server, "/v1/models/cnn/versions/1:predict",
+                           {"signature_name": "serving_default", "inputs": images.tolist()})
+    assert status == 200
+    np.testing.assert_allclose(np.asarray(answer["outputs"]), cases["cnn"].original(images),
+                               rtol=1e-4, atol=1e-6)
+
+
+def _post(server: RunningServer, path: str, document: Any) -> tuple[int, Any]:
+    import http.client
+    import json
+
+    host, port = server.http_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("POST", path, json.dumps(document).encode(),
+                           {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
 @pytest.mark.parametrize("name", ["cnn", "batchnorm", "two-inputs", "savedmodel", "h5"])
 def test_optimized_variant_passes_the_gate_and_times_the_originals_calls(
         name: str, cases: dict[str, Case], registry: Registry) -> None:
@@ -233,8 +265,13 @@ def test_text_vectorization_is_refused_with_its_reason_or_served_natively_when_f
         ferry.register(model, "texts", sample=texts, registry=registry)
     version = ferry.register(model, "texts", sample=texts, registry=registry, force=True)
     assert version.runtime == Runtime.NATIVE and version.forced
+    expected = np.asarray(model(tf.constant(texts.astype(str))))
     np.testing.assert_allclose(np.asarray(ferry.load("texts", registry=registry).predict(texts)),
-                               np.asarray(model(tf.constant(texts.astype(str)))), rtol=1e-5)
+                               expected, rtol=1e-5)
+    client = triton_http.InferenceServerClient(server.http_url.removeprefix("http://"))
+    client.load_model("texts")
+    answer = client.infer("texts", [_triton_input("input", texts[:3])]).as_numpy("output")
+    np.testing.assert_allclose(answer, expected[:3], rtol=1e-5)
 
 
 def test_savedmodel_signature_is_chosen_by_name(tmp_path: Path, cases: dict[str, Case]) -> None:

@@ -13,14 +13,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ferry.errors import UnknownFrameworkError
+
 _QUIET_LOGGERS = ("tf2onnx", "tensorflow", "absl")
 
 
 def tensorflow() -> Any:
     """The `tensorflow` module, imported with its C++ start-up logging turned down."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise UnknownFrameworkError(
+            f"TensorFlow models need an extra: pip install 'ferry-ml[tensorflow]' ({exc})"
+        ) from exc
     return tf
 
 

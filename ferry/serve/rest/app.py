@@ -26,6 +26,7 @@ from ferry.serve.rest.errors import handle_error, handle_http_error
 from ferry.serve.rest.infer import InferenceCalls, InferEndpoint, read_limited_body
 from ferry.serve.rest.openapi import openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
+from ferry.serve.rest.tfserving import tfserving_routes
 from ferry.serve.statistics import statistics_document
 from ferry.serve.types import TensorMetadata
 
@@ -173,6 +174,7 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics,
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),
+        *tfserving_routes(dataplane, metrics),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *docs_routes(),

@@ -50,6 +50,11 @@ def _parameters() -> dict[str, Any]:
                       "description": "the model's name"},
         "ModelVersion": {"name": "version", "in": "path", "required": True, "schema": NAME,
                          "description": "a version number or an alias (production, ...)"},
+        "TFVersion": {"name": "version", "in": "path", "required": True,
+                      "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                      "description": "a version number (TensorFlow Serving's int64)"},
+        "TFLabel": {"name": "label", "in": "path", "required": True, "schema": NAME,
+                    "description": "a version label: one of the model's aliases"},
         "HeaderLength": {"name": "Inference-Header-Content-Length", "in": "header",
                          "schema": COUNT, "description": "binary tensor extension: the length"
                                                          " of the JSON header before the tensors"},
@@ -136,6 +141,28 @@ def _repository_paths() -> dict[str, Any]:
     return paths
 
 
+def _tfserving_paths() -> dict[str, Any]:
+    """TensorFlow Serving's REST API (`ferry.serve.rest.tfserving`): each route without a
+    version, with a version number and with a label."""
+    paths: dict[str, dict[str, Any]] = {}
+    for suffix, base, names in (
+            ("", "/v1/models/{name}", ["ModelName"]),
+            ("Version", "/v1/models/{name}/versions/{version}", ["ModelName", "TFVersion"]),
+            ("Label", "/v1/models/{name}/labels/{label}", ["ModelName", "TFLabel"])):
+        parameters = [{"$ref": f"#/components/parameters/{name}"} for name in names]
+        paths[base] = {"parameters": parameters, "get": _operation(
+            f"tfModelStatus{suffix}", "Model version status (TensorFlow Serving)",
+            _ok("the versions and their state", ref("TFModelStatus")), "400 404 503")}
+        paths[f"{base}/metadata"] = {"parameters": parameters, "get": _operation(
+            f"tfModelMetadata{suffix}", "Model metadata (TensorFlow Serving)",
+            _ok("the signature", ref("TFModelMetadata")), "400 404 503")}
+        paths[f"{base}:predict"] = {"parameters": parameters, "post": _operation(
+            f"tfPredict{suffix}", "Predict on rows or columns (TensorFlow Serving)",
+            _ok("predictions (rows) or outputs (columns)", ref("TFPredictResponse")),
+            "400 404 413 500 503 504", _body(ref("TFPredictRequest")))}
+    return paths
+
+
 def _server_paths() -> dict[str, Any]:
     ready = _ok("ready", ref("Ready"))
     operation = _operation("serverReady", "Server ready", ready)
@@ -172,7 +199,8 @@ def _paths() -> dict[str, Any]:
             **_tagged("models", _model_paths(model, "", ["ModelName"], "404 503")),
             **_tagged("model versions", _model_paths(
                 versioned, "Version", ["ModelName", "ModelVersion"], "400 404 503")),
-            **_tagged("repository", _repository_paths())}
+            **_tagged("repository", _repository_paths()),
+            **_tagged("tensorflow serving", _tfserving_paths())}
 
 
 def openapi_document() -> dict[str, Any]:
@@ -182,7 +210,8 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "ferry", "version": __version__,
                  "description": "The Open Inference Protocol (KServe V2 / Triton) with Triton's"
                                 " binary tensor, model repository, statistics and model"
-                                " configuration extensions, plus /predict for rows."},
+                                " configuration extensions, plus /predict for rows and"
+                                " TensorFlow Serving's REST API (/v1/models)."},
         "paths": _paths(),
         "components": {"schemas": schemas(), "responses": _responses(),
                        "parameters": _parameters(),

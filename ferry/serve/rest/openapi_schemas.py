@@ -1,6 +1,6 @@
 """The shapes in the OpenAPI document (`components/schemas`): the Open Inference Protocol's
 bodies as strict as the server that reads them, and Triton's statistics and model
-configuration extensions."""
+configuration extensions, and TensorFlow Serving's REST API."""
 
 from __future__ import annotations
 
@@ -146,7 +146,53 @@ def _config_schemas() -> dict[str, Schema]:
     }
 
 
+def _tensor_info() -> Schema:
+    """TensorFlow's `TensorInfo` in protobuf's JSON (int64 sizes as strings)."""
+    dim = _object(["size", "name"], {"size": {"type": "string", "pattern": "^-?[0-9]+$"},
+                                     "name": STRING})
+    return _object(["dtype", "tensor_shape", "name"], {
+        "dtype": {"type": "string", "pattern": "^DT_[A-Z0-9]+$", "example": "DT_FLOAT"},
+        "tensor_shape": _object(["dim", "unknown_rank"], {"dim": _array(dim),
+                                                          "unknown_rank": BOOLEAN}),
+        "name": STRING})
+
+
+def _either(names: tuple[str, str], properties: dict[str, Schema]) -> Schema:
+    """An object with exactly one of two properties."""
+    return {"type": "object", "properties": properties,
+            "oneOf": [{"required": [name]} for name in names]}
+
+
+def _tfserving_schemas() -> dict[str, Schema]:
+    """TensorFlow Serving's REST bodies."""
+    status = _object(["error_code", "error_message"], {"error_code": STRING,
+                                                       "error_message": STRING})
+    by_name = {"type": "object", "additionalProperties": ref("TFTensorInfo")}
+    signatures = {"type": "object", "additionalProperties": ref("TFSignatureDef")}
+    return {
+        "TFModelStatus": _object(["model_version_status"], {"model_version_status": _array(
+            _object(["version", "state", "status"], {"version": STRING, "state": STRING,
+                                                     "status": status}))}),
+        "TFTensorInfo": _tensor_info(),
+        "TFSignatureDef": _object(["inputs", "outputs", "method_name"], {
+            "inputs": by_name, "outputs": by_name, "method_name": STRING}),
+        "TFModelMetadata": _object(["model_spec", "metadata"], {
+            "model_spec": _object(["name", "signature_name", "version"], {
+                "name": STRING, "signature_name": STRING, "version": STRING}),
+            "metadata": _object(["signature_def"], {"signature_def": _object(
+                ["signature_def"], {"signature_def": signatures})})}),
+        "TFPredictRequest": _either(("instances", "inputs"), {
+            "signature_name": {"type": "string", "enum": ["", "serving_default"]},
+            "instances": _array({}, minItems=1, description="one value, or one object of"
+                                " values by input name, per row"),
+            "inputs": {"description": "the one input's tensor, or tensors by input name"}}),
+        "TFPredictResponse": _either(("predictions", "outputs"), {
+            "predictions": _array({}), "outputs": {}}),
+    }
+
+
 def schemas() -> dict[str, Schema]:
     """Every shape, by name."""
     return {**_protocol_schemas(), **_metadata_schemas(), **_predict_schemas(),
-            **_repository_schemas(), **_statistics_schemas(), **_config_schemas()}
+            **_repository_schemas(), **_statistics_schemas(), **_config_schemas(),
+            **_tfserving_schemas()}
