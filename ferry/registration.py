@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,7 +19,8 @@ import pandas as pd
 
 from ferry.convert import Conversion, Converter, find_converter
 from ferry.convert.base import Sample
-from ferry.convert.check import ConversionCheck, Tolerance, compare
+from ferry.convert.check import ConversionCheck, Tolerance, check_conversion
+from ferry.convert.probes import as_served, build_probes
 from ferry.data import as_sample, fingerprint, head, sample_rows, sample_to_parquet
 from ferry.errors import (
     ConversionCheckError,
@@ -172,6 +173,8 @@ def _reference(converter: Converter, model: object, data: Sample) -> Outputs:
 
 def _check(converter: Converter, model: object, conversion: Conversion, data: Sample | None,
            reference: Outputs | None, tolerance: Tolerance | None) -> ConversionCheck:
+    """The ONNX form against the original on the sample as served (float64 values cast to
+    float32, as every request is) and on probe rows beyond it (`ferry.convert.probes`)."""
     kind = "sample"
     if data is None:
         data, kind = _synthetic(conversion), "synthetic"
@@ -180,21 +183,38 @@ def _check(converter: Converter, model: object, conversion: Conversion, data: Sa
                 f"cannot check the {converter.framework} conversion without data: pass"
                 " sample= (rows like the training data) or example_input="
             )
-        reference = _reference(converter, model, data)
-    assert reference is not None
+    rows = as_served(data, conversion.signature)
     predictor = OnnxPredictor(conversion.onnx_model.SerializeToString(), conversion.signature,
                               conversion.task).load()
-    return compare(reference, predictor.outputs(data), data=kind, tolerance=tolerance)
+    return check_conversion(_original(converter, model, data, reference), predictor.outputs,
+                            rows, data=kind, probes=build_probes(rows, conversion),
+                            tolerance=tolerance)
+
+
+def _original(converter: Converter, model: object, data: Sample,
+              reference: Outputs | None) -> Callable[[Any], Outputs]:
+    """The original's outputs, reusing `reference` (its outputs on `data`) when the rows are
+    `data` itself (serving casts nothing)."""
+    def outputs(rows: Any) -> Outputs:
+        if rows is data and reference is not None:
+            return reference
+        return _reference(converter, model, rows)
+
+    return outputs
 
 
 def _check_failed(name: str, check: ConversionCheck) -> ConversionCheckError:
     worst = check.worst()
     what = worst.describe() if worst else "no output compared"
+    compared = ", ".join(f"{count} {kind}" for kind, count in check.compared.items())
+    rows = "; ".join(row.describe() for row in check.worst_rows)
     return ConversionCheckError(
         f"the ONNX form of {name!r} differs from the original beyond tolerance ({what};"
         f" rtol={check.tolerance.rtol}, atol={check.tolerance.atol},"
-        f" min label agreement={check.tolerance.min_label_agreement}) on {check.rows}"
-        f" {check.data} rows; pass force=True to register it anyway", model=name)
+        f" min label agreement={check.tolerance.min_label_agreement}) on rows compared:"
+        f" {compared or f'{check.rows} {check.data}'}"
+        f"{f'; worst rows: {rows}' if rows else ''}; pass force=True to register it anyway",
+        model=name)
 
 
 def _store(converter: Converter, model: object, data: Sample | None,

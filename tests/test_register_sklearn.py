@@ -97,8 +97,10 @@ def test_random_forest_regressor_round_trips(sqlite_registry: Registry) -> None:
 
 
 def test_hist_gradient_boosting_classifier_round_trips(sqlite_registry: Registry) -> None:
+    """On float32 data: HistGradientBoosting compares doubles, ferry serves float32 (a
+    float64 value within half a float32 step of a threshold may go the other way)."""
     data = load_breast_cancer(as_frame=True)
-    x, y = data.data, data.target
+    x, y = data.data.astype(np.float32), data.target
     model = HistGradientBoostingClassifier(max_iter=60, random_state=0).fit(x[:400], y[:400])
 
     version = ferry.register(model, "cancer", sample=x[:400], registry=sqlite_registry)
@@ -245,3 +247,13 @@ def test_lineage_and_parent_are_recorded(sqlite_registry: Registry) -> None:
     assert second.params == {"C": 1.0}
     # same bytes, same content address: the second version shares the first one's artifacts
     assert second.original_sha256 == first.original_sha256
+
+
+def test_classifier_of_bool_labels_passes_its_check(sqlite_registry: Registry) -> None:
+    x, y = load_breast_cancer(return_X_y=True)
+    model = LogisticRegression(max_iter=5000).fit(x, y.astype(bool))
+
+    version = ferry.register(model, "bools", sample=x[:200], registry=sqlite_registry)
+
+    labels = next(o for o in version.conversion_check["outputs"] if o["role"] == "label")
+    assert version.conversion_check["passed"] and labels["label_agreement"] == 1.0

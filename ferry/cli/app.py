@@ -234,7 +234,9 @@ def _show_check(version: ModelVersion) -> None:
     if not outputs:
         stdout.print(f"conversion check: {_check_summary(version)}")
         return
-    print_table(f"conversion check on {check.get('rows')} {check.get('data')} rows",
+    compared = check.get("compared") or {check.get("data"): check.get("rows")}
+    print_table("conversion check on " + ", ".join(f"{n} {k}" for k, n in compared.items())
+                + " rows",
                 ["output", "passed", "max abs error", "max rel error", "label agreement",
                  "exact match"],
                 [(o["role"], o["passed"], _num(o.get("max_abs_error")),

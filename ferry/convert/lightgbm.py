@@ -9,6 +9,9 @@ runs. Classifiers give `label` (int64, or string for string classes) and `probab
 declares the label output with a fixed batch size of 1: the converter makes every output's
 first axis dynamic. Feature names come from a DataFrame sample's columns (LightGBM rewrites
 the names it keeps, spaces becoming underscores, so they are no guide to the input columns).
+onnxmltools rounds LightGBM's double thresholds to the nearest float32; the converter rewrites
+them to the float32 on which every float32 input takes LightGBM's branch (LightGBM compares
+`double(x) <= t` and reads `|x| <= 1e-35` as 0; see `ferry.convert.trees`).
 
 A raw Booster's task comes from its objective: `binary*` and `multiclass*` classify (classes
 `0..n-1`), `lambdarank` and `rank_xendcg` are `other`, anything else regresses. A raw Booster
@@ -46,6 +49,7 @@ from ferry.convert.base import (
     signature_from_sample,
 )
 from ferry.convert.sklearn import build_signature, estimator_outputs
+from ferry.convert.trees import Splits, exact_thresholds
 from ferry.errors import InvalidInputError, SampleMismatchError, UnsupportedModelError, one_line
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Layout, Role, Signature, Task
@@ -139,6 +143,7 @@ class LightGBMConverter(Converter):
                 " register it with force=True to serve it natively"
             ) from exc
         _dynamic_batch(onnx_model)
+        exact_thresholds(onnx_model, _splits(booster))
         task = self.task(model)
         signature = build_signature(onnx_model, task, Layout.TENSOR, names, self._labels(model))
         return Conversion(onnx_model=onnx_model, signature=signature, task=task)
@@ -258,6 +263,46 @@ def _dynamic_batch(onnx_model: onnx.ModelProto) -> None:
         dims = output.type.tensor_type.shape.dim
         if dims and dims[0].HasField("dim_value"):
             dims[0].dim_param = "N"
+
+
+ZERO_THRESHOLD = float(np.float32(1e-35))
+"""LightGBM's `kZeroThreshold`: it reads an input `x` with `|x| <= 1e-35` as 0."""
+
+
+def _splits(booster: lightgbm.Booster) -> Splits:
+    """Every numerical split's threshold as LightGBM applies it to a float32 input (it
+    compares `double(x) <= t`), by tree in the order of `dump_model()`'s `tree_info`, with
+    node ids as onnxmltools numbers them."""
+    trees = booster.dump_model()["tree_info"]
+    return Splits.from_trees((index, *_tree_splits(tree["tree_structure"]))
+                             for index, tree in enumerate(trees))
+
+
+def _tree_splits(root: dict[str, Any]) -> tuple[list[int], list[int], list[float]]:
+    """onnxmltools numbers a tree as it parses it, depth first, left before right: the root
+    0, then, on parsing a node, its left and right children the next two ids."""
+    nodes, features, thresholds = [], [], []
+    pending, next_id = [(root, 0)], 1
+    while pending:
+        node, node_id = pending.pop()
+        if "left_child" not in node:
+            continue
+        if node.get("decision_type") == "<=":
+            nodes.append(node_id)
+            features.append(int(node["split_feature"]))
+            thresholds.append(_as_applied(float(node["threshold"])))
+        pending += [(node["right_child"], next_id + 1), (node["left_child"], next_id)]
+        next_id += 2
+    return nodes, features, thresholds
+
+
+def _as_applied(threshold: float) -> float:
+    """The threshold that `x <= t` needs to decide as LightGBM does, which reads `|x| <= 1e-35`
+    as 0: a threshold in [-1e-35, 0) sends only `x < -1e-35` left, one in [0, 1e-35) every
+    `x <= 1e-35`."""
+    if -ZERO_THRESHOLD <= threshold < 0:
+        return float(np.nextafter(-ZERO_THRESHOLD, -np.inf))
+    return ZERO_THRESHOLD if 0 <= threshold < ZERO_THRESHOLD else threshold
 
 
 def _objective(booster: lightgbm.Booster) -> str:

@@ -2,7 +2,10 @@
 
 A DataFrame sample with string columns, or a pipeline with a ColumnTransformer, gives the
 `columns` layout (one input per column), so that the exported graph applies the pipeline's
-own preprocessing to named columns. Numbers-only data gives one float32 `X` input.
+own preprocessing to named columns. Numbers-only data gives one float32 `X` input. The
+thresholds of tree models (and of a pipeline's final tree model) are set to the float32 on
+which every float32 input takes the original's branch (`ferry.convert.trees`): skl2onnx
+already does so for trees and forests, not for HistGradientBoosting, which compares doubles.
 """
 
 from __future__ import annotations
@@ -18,6 +21,18 @@ import pandas as pd
 import sklearn
 from sklearn.base import BaseEstimator, is_classifier, is_regressor
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.pipeline import Pipeline
+from sklearn.tree import BaseDecisionTree
 
 from ferry.convert.base import (
     Conversion,
@@ -26,6 +41,7 @@ from ferry.convert.base import (
     SavedOriginal,
     class_labels,
 )
+from ferry.convert.trees import Splits, exact_thresholds
 from ferry.errors import UnsupportedModelError, one_line
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Layout, Role, Signature, Task, tensor_specs
@@ -64,6 +80,7 @@ class SklearnConverter(Converter):
                 f"skl2onnx cannot convert {type(model).__name__}: {one_line(exc)};"
                 " register it with force=True to serve it natively"
             ) from exc
+        exact_thresholds(onnx_model, tree_splits(model))
         signature = build_signature(onnx_model, task, layout, names, class_labels(model))
         return Conversion(onnx_model=onnx_model, signature=signature, task=task)
 
@@ -100,6 +117,51 @@ def build_signature(onnx_model: Any, task: Task, layout: Layout, names: tuple[st
         roles = {outputs[0]: Role.VALUE}
     return Signature(inputs=tensor_specs(graph.input), outputs=tensor_specs(graph.output, roles),
                      layout=layout, feature_names=names, class_labels=labels)
+
+
+FORESTS = (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
+           ExtraTreesRegressor)
+BOOSTED = (GradientBoostingClassifier, GradientBoostingRegressor)
+HISTOGRAM_BOOSTED = (HistGradientBoostingClassifier, HistGradientBoostingRegressor)
+
+
+def tree_splits(model: object) -> Splits:
+    """The double thresholds of a tree model (or a pipeline ending in one), numbered by tree
+    as skl2onnx numbers them; none for other estimators. Trees compare `float32(x) <= t`,
+    HistGradientBoosting `double(x) <= t`: on float32 inputs both keep the same float32."""
+    estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    return Splits.from_trees(_numbered_trees(estimator))
+
+
+def _numbered_trees(estimator: Any) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    if isinstance(estimator, BaseDecisionTree):
+        yield 0, *_cart_splits(estimator.tree_)
+    elif isinstance(estimator, FORESTS):
+        for index, tree in enumerate(estimator.estimators_):
+            yield index, *_cart_splits(tree.tree_)
+    elif isinstance(estimator, BOOSTED):
+        per_stage = estimator.estimators_.shape[1]
+        for (stage, output), tree in np.ndenumerate(estimator.estimators_):
+            yield stage * per_stage + output, *_cart_splits(tree.tree_)
+    elif isinstance(estimator, HISTOGRAM_BOOSTED):
+        for stage, predictors in enumerate(estimator._predictors):  # as skl2onnx reads them
+            for output, predictor in enumerate(predictors):
+                yield stage * len(predictors) + output, *_histogram_splits(predictor.nodes)
+
+
+def _cart_splits(tree: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """skl2onnx keeps the tree's node ids."""
+    split = np.flatnonzero(tree.children_left != -1)
+    return split, tree.feature[split], tree.threshold[split]
+
+
+def _histogram_splits(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """skl2onnx keeps the predictor's node ids; categorical splits are not compared."""
+    split = ~nodes["is_leaf"].astype(bool)
+    if "is_categorical" in (nodes.dtype.names or ()):
+        split &= ~nodes["is_categorical"].astype(bool)
+    ids = np.flatnonzero(split)
+    return ids, nodes["feature_idx"][ids], nodes["num_threshold"][ids]
 
 
 def _initial_types(model: object, sample: Sample | None) -> tuple[Layout, list[Any], Any]:

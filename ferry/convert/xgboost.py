@@ -13,6 +13,8 @@ booster carries the column names) is converted from a copy whose booster has no 
 the signature keeps the names, taken from the model when it knows them, else from a DataFrame
 sample's columns. For `multi:softmax` models onnxmltools writes raw margins as probabilities;
 the converter sets the ensemble's post-transform to SOFTMAX, as `predict_proba` does.
+Thresholds go through `ferry.convert.trees.exact_thresholds`; XGBoost's are float32 already
+and compared as `x < t`, so they come out unchanged.
 
 A raw Booster's task comes from its objective: `binary:*` and `multi:*` classify (the reference
 understands `binary:logistic`, `multi:softprob` and `multi:softmax`), `reg:*`, `count:*` and
@@ -43,6 +45,7 @@ from ferry.convert.base import (
     signature_from_sample,
 )
 from ferry.convert.sklearn import build_signature, estimator_outputs
+from ferry.convert.trees import Splits, exact_thresholds
 from ferry.errors import SampleMismatchError, UnsupportedModelError, one_line
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Layout, Role, Signature, Task
@@ -106,6 +109,7 @@ class XGBoostConverter(Converter):
             ) from exc
         if _objective(booster) == "multi:softmax":
             _softmax_scores(onnx_model)
+        exact_thresholds(onnx_model, _splits(booster))
         task = self.task(model)
         signature = build_signature(onnx_model, task, Layout.TENSOR, names, self._labels(model))
         return Conversion(onnx_model=onnx_model, signature=signature, task=task)
@@ -191,6 +195,24 @@ def _without_feature_names(model: object) -> object:
     clone = copy.deepcopy(model)
     _booster(clone).feature_names = None
     return clone
+
+
+def _splits(booster: xgboost.Booster) -> Splits:
+    """Every numerical split's threshold, by tree in the model's order (as onnxmltools numbers
+    them). XGBoost holds float32 thresholds and compares `x < t` in float32, so the exact
+    float32 is the threshold itself and the graph's nodes normally come out unchanged."""
+    model = json.loads(booster.save_raw(raw_format="json"))["learner"]["gradient_booster"]
+    trees = model.get("gbtree", model).get("model", {}).get("trees", [])
+    return Splits.from_trees((index, *_tree_splits(tree)) for index, tree in enumerate(trees))
+
+
+def _tree_splits(tree: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Node ids -1: onnxmltools renumbers XGBoost's nodes, so they are matched by value."""
+    thresholds = np.asarray(tree["split_conditions"], dtype=np.float32)
+    kinds = np.asarray(tree.get("split_type") or np.zeros(len(thresholds)))
+    split = (np.asarray(tree["left_children"]) != -1) & (kinds == 0)
+    features = np.asarray(tree["split_indices"])[split]
+    return np.full(len(features), -1), features, thresholds[split]
 
 
 def _softmax_scores(onnx_model: onnx.ModelProto) -> None:

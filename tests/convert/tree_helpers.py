@@ -10,6 +10,7 @@ import pandas as pd
 
 from ferry.convert.base import Conversion, Converter
 from ferry.convert.check import ConversionCheck, compare
+from ferry.convert.probes import as_served
 from ferry.runtime.onnx_runtime import OnnxPredictor
 from ferry.runtime.predictor import Outputs
 
@@ -26,10 +27,12 @@ def split(loader: Callable[..., Any]) -> tuple[pd.DataFrame, pd.Series, pd.DataF
 
 def check(converter: Converter, model: object, conversion: Conversion,
           held_out: pd.DataFrame | np.ndarray) -> ConversionCheck:
+    """The ONNX form against the original on `held_out` as served: float64 values cast to
+    float32, as every request is (see `ferry.convert.trees`)."""
+    rows = as_served(held_out, conversion.signature)
     predictor = OnnxPredictor(conversion.onnx_model.SerializeToString(), conversion.signature,
                               conversion.task).load()
-    return compare(converter.reference(model, held_out), predictor.outputs(held_out),
-                   data="sample")
+    return compare(converter.reference(model, rows), predictor.outputs(rows), data="sample")
 
 
 def assert_same_outputs(want: Outputs, got: Outputs) -> None:
