@@ -162,8 +162,9 @@ def main() -> None:
     parser.add_argument("--only", default="")
     args = parser.parse_args()
     os.environ["FERRY_HOME"] = str((args.out / "home").resolve())
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from ferry.convert.tensorflow.runtime import tensorflow
+
+    tf = tensorflow()
 
     wanted = [m for m in args.only.split(",") if m] or list(BUILDERS)
     rows = []

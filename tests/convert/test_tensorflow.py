@@ -5,6 +5,7 @@ The module shares one registry and one server; it needs the `tensorflow` extra."
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,12 +17,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-pytest.importorskip("tf2onnx", reason="the tensorflow extra is not installed:"
-                    " pip install 'ferry-ml[tensorflow]'")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-tf = pytest.importorskip("tensorflow", reason="the tensorflow extra is not installed")
-import keras  # noqa: E402
-import tritonclient.http as triton_http  # noqa: E402
+if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf2onnx") is None:
+    pytest.skip("the tensorflow extra is not installed: pip install 'ferry-ml[tensorflow]'",
+                allow_module_level=True)
+import tritonclient.http as triton_http
+
+from ferry.convert.tensorflow.runtime import keras as keras_module
+from ferry.convert.tensorflow.runtime import tensorflow
+
+tf = tensorflow()  # through ferry, which loads torch's triton first (see its docstring)
+keras = keras_module()
 
 import ferry  # noqa: E402
 from ferry.convert.tensorflow import SavedModel  # noqa: E402
@@ -305,3 +310,13 @@ def _head(rows: Any, size: int) -> Any:
     if isinstance(rows, dict):
         return {name: values[:size] for name, values in rows.items()}
     return rows[:size]
+
+
+def test_torch_export_still_works_after_tensorflow_is_loaded_through_ferry() -> None:
+    script = ("from ferry.convert.tensorflow.runtime import tensorflow; tensorflow()\n"
+              "import torch\n"
+              "torch.export.export(torch.nn.Linear(4, 2), (torch.zeros(2, 4),))\n"
+              "print('exported')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and "exported" in done.stdout, done.stderr[-2000:]

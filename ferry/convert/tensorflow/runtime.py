@@ -7,10 +7,13 @@ user's model, so both are turned down (a user's own setting wins).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from ferry.errors import UnknownFrameworkError
@@ -21,6 +24,7 @@ _QUIET_LOGGERS = ("tf2onnx", "tensorflow", "absl")
 def tensorflow() -> Any:
     """The `tensorflow` module, imported with its C++ start-up logging turned down."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _load_triton_first()
     try:
         import tensorflow as tf
     except ImportError as exc:
@@ -28,6 +32,17 @@ def tensorflow() -> Any:
             f"TensorFlow models need an extra: pip install 'ferry-ml[tensorflow]' ({exc})"
         ) from exc
     return tf
+
+
+def _load_triton_first() -> None:
+    """Import `triton` (PyTorch's compiler, installed with torch) before TensorFlow: both
+    bundle LLVM, and importing triton after TensorFlow crashes the process (SIGSEGV in
+    `triton/knobs.py`, as `torch.export` does on its first use); the other order works."""
+    if "tensorflow" in sys.modules or "triton" in sys.modules:
+        return
+    if importlib.util.find_spec("triton") is not None:
+        with suppress(Exception):
+            importlib.import_module("triton")
 
 
 def keras() -> Any:
