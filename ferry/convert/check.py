@@ -240,9 +240,17 @@ def closeness(want: np.ndarray, got: np.ndarray, *, rtol: float, atol: float) ->
     want_values = np.asarray(want, dtype=np.float64)
     got_values = np.asarray(got, dtype=np.float64).reshape(want_values.shape)
     error = np.abs(got_values - want_values)
-    relative = error / np.maximum(np.abs(want_values), atol)
-    used = error / (atol + rtol * np.abs(want_values))
+    relative = _share(error, np.maximum(np.abs(want_values), atol))
+    used = _share(error, atol + rtol * np.abs(want_values))
     return Closeness(_max(error), _max(relative), _max(used))
+
+
+def _share(error: np.ndarray, slack: np.ndarray | float) -> np.ndarray:
+    """`error / slack`, where no slack (a zero tolerance) makes any error infinite and an
+    exact match zero."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = error / slack
+    return np.where(error == 0, 0.0, share)
 
 
 def _max(values: np.ndarray) -> float:
