@@ -20,6 +20,7 @@
     │   ├── CorruptArtifactError         checksum mismatch or unreadable bytes
     │   └── MissingArtifactError
     ├── RegistryError                    the metadata store refused or failed
+    ├── NotFittedError (AttributeError)  a drift detector scored before it was fitted
     └── ServingError                     the server cannot answer this request now
         ├── ModelNotReadyError           known, but not loaded (loading, unloaded, failed)
         ├── ServerOverloadedError        the queue is full: retry after `retry_after_s`
@@ -153,3 +154,7 @@ def one_line(exc: BaseException) -> str:
     """The first line of an exception's message, for errors that wrap a library's."""
     lines = str(exc).strip().splitlines()
     return lines[0][:300] if lines else type(exc).__name__
+
+
+class NotFittedError(FerryError, AttributeError):
+    """A drift detector's `score` was called before its `fit`."""

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +30,15 @@ from ferry.errors import (
     UnsupportedModelError,
     one_line,
 )
+from ferry.monitor.reference import profile_bytes, profile_of
 from ferry.registry import ModelVersion, Registry, Runtime, VersionDraft
+from ferry.runtime.native import NativePredictor
 from ferry.runtime.onnx_runtime import OnnxPredictor
-from ferry.runtime.predictor import Outputs
+from ferry.runtime.predictor import Outputs, Predictor
+from ferry.signature import Signature, Task
 from ferry.uri import validate_name
+
+log = logging.getLogger("ferry.registration")
 
 DEFAULT_SAMPLE_ROWS = 1000
 """Rows of the reference sample kept with a version (and used for the check)."""
@@ -82,6 +88,7 @@ def register(
     lineage: Lineage | None = None,
     parent_version: int | None = None,
     dynamic_axes: Mapping[int, str] | None = None,
+    reference: Any = None,
     registry: Registry | None = None,
 ) -> ModelVersion:
     """Register `model` as the next version of `name` and return that version.
@@ -91,6 +98,8 @@ def register(
         (`{"INPUT0": a, "INPUT1": b}`); kept with the version and used for the check.
     dynamic_axes: for PyTorch models, input axes besides the batch that take any size,
         `{axis: name}` (e.g. `{1: "sequence"}` for token ids); others stay at the sample's.
+    reference: rows the drift monitor compares live traffic with (default: the sample);
+        only their profile is kept (`ferry.monitor.reference`).
     """
     validate_name(name)
     registry = registry or Registry()
@@ -98,21 +107,25 @@ def register(
     if dynamic_axes:
         converter = converter.with_dynamic_axes(dynamic_axes)
     data = _sample(converter, sample if sample is not None else example_input)
-    reference = None if data is None else _reference(converter, model, data)
+    original_outputs = None if data is None else _reference(converter, model, data)
     conversion = _convert(converter, model, data, force)
     check = None
     if conversion is not None:
-        check = _check(converter, model, conversion, data, reference, tolerance)
+        check = _check(converter, model, conversion, data, original_outputs, tolerance)
         if not check.passed and not force:
             raise _check_failed(name, check)
     forced = force and (check is None or not check.passed)
     artifacts = _store(converter, model, data, conversion, registry)
+    task = conversion.task if conversion is not None else converter.task(model)
+    signature = (conversion.signature if conversion is not None
+                 else converter.native_signature(model, data))
+    profile = _profile(converter, model, conversion, signature, task,
+                       reference if reference is not None else data)
     draft = VersionDraft(
         framework=converter.framework, framework_version=converter.framework_version(),
-        task=conversion.task if conversion is not None else converter.task(model),
-        runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
-        signature=(conversion.signature if conversion is not None
-                   else converter.native_signature(model, data)),
+        task=task, runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
+        signature=signature,
+        profile_sha256=None if profile is None else registry.artifacts.put(profile),
         conversion_check={**(check.to_dict() if check else {"skipped": "native"}),
                           "forced": forced},
         forced=forced, description=description, metrics=dict(metrics or {}),
@@ -121,6 +134,22 @@ def register(
         parent_version=parent_version, **artifacts,
     )
     return registry.create_version(name, draft)
+
+
+def _profile(converter: Converter, model: object, conversion: Conversion | None,
+             signature: Signature, task: Task, rows: Any) -> bytes | None:
+    """The reference profile (rows and the served form's outputs on them), or None when
+    there are no rows or they cannot be profiled (logged; the version is still registered)."""
+    if rows is None:
+        return None
+    predictor: Predictor = (
+        OnnxPredictor(conversion.onnx_model.SerializeToString(), signature, task).load()
+        if conversion is not None else NativePredictor(converter, model, signature, task))
+    try:
+        return profile_bytes(profile_of(predictor, as_sample(rows)))
+    except (FerryError, ValueError, TypeError) as exc:
+        log.warning("no reference profile for drift: %s", one_line(exc))
+        return None
 
 
 def _sample(converter: Converter, data: Any) -> Sample | None:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from ferry.cli.output import command_line, handles_errors
+from ferry.monitor.capture.settings import DEFAULT_ROWS_PER_S
 from ferry.serve.defaults import (
     DEFAULT_GRPC_PORT,
     DEFAULT_HOST,
@@ -52,8 +53,15 @@ def serve(
     admin_token: Annotated[str | None, typer.Option(
         envvar="FERRY_ADMIN_TOKEN", help="Bearer token required by load/unload.")] = None,
     access_log: Annotated[bool, typer.Option(help="One JSON line per request.")] = True,
+    capture: Annotated[bool, typer.Option(
+        help="Record every request (and a sample of its rows) in the monitoring store.")
+    ] = True,
+    capture_rows_per_s: Annotated[int, typer.Option(
+        help="Rows kept per model version per second before reservoir sampling.")
+    ] = DEFAULT_ROWS_PER_S,
 ) -> None:
     """Serve models from the registry over the Open Inference Protocol (HTTP and gRPC)."""
+    from ferry.monitor.capture.settings import CaptureSettings
     from ferry.serve import access
     from ferry.serve.batching import BatchSettings
     from ferry.serve.server import run
@@ -72,7 +80,9 @@ def serve(
                                  grpc_port=None if grpc_port < 0 else grpc_port,
                                  max_request_bytes=int(max_request_mb * 2**20),
                                  request_timeout_s=timeout_s, admin_token=admin_token,
-                                 access_log=access_log, batching=batching)
+                                 access_log=access_log, batching=batching,
+                                 capture=CaptureSettings(
+                                     enabled=capture, sample_rows_per_s=capture_rows_per_s))
     access.configure_logging(access_log)  # JSON lines on stderr (ferry.serve.access)
     run(uris or [], settings, workers=workers)
 

@@ -73,6 +73,8 @@ class ModelVersion:
     created_at: datetime
     created_by: str
     aliases: tuple[str, ...] = ()
+    profile_sha256: str | None = None
+    """The reference profile drift is measured against (`ferry.monitor.profile`)."""
 
     @property
     def uri(self) -> str:
@@ -92,6 +94,7 @@ class VersionDraft:
     signature: Signature
     onnx_sha256: str | None = None
     sample_sha256: str | None = None
+    profile_sha256: str | None = None
     runtime_settings: dict[str, Any] = field(default_factory=dict)
     description: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -103,7 +106,8 @@ class VersionDraft:
     forced: bool = False
 
     def artifacts(self) -> list[str]:
-        stored = [s for s in (self.original_sha256, self.onnx_sha256, self.sample_sha256) if s]
+        stored = [s for s in (self.original_sha256, self.onnx_sha256, self.sample_sha256,
+                              self.profile_sha256) if s]
         return stored + list(extra_artifacts(self.runtime_settings).values())
 
 

@@ -171,6 +171,19 @@ class Registry:
                 self._log(session, name, "archived", version=version)
             return _version_entity(name, row, ())
 
+    def set_profile(self, name: str, version: int, profile: bytes) -> ModelVersion:
+        """Replace the version's reference profile (drift is measured against it); the
+        artifact is written before the row points at it, and history records the change."""
+        sha = self.artifacts.put(profile)
+        with self._transaction(write=True) as session:
+            model = _model_row(session, name, lock=True)
+            row = _find_version(session, model, version)
+            previous, row.profile_sha256 = row.profile_sha256, sha
+            self._log(session, name, "reference_set", version=version,
+                      details={"from": previous, "to": sha})
+            return _version_entity(name, row, _aliases_by_version(session, model.id).get(
+                version, ()))
+
     def delete_version(self, name: str, version: int) -> None:
         """Remove a version's record; its artifacts go at the next `gc()`."""
         with self._transaction(write=True) as session:
@@ -240,7 +253,7 @@ class Registry:
         """`kind` is `original`, `onnx`, `sample` or one of the runtime's own artifacts
         (named in `runtime_settings`); the checksum is verified."""
         sha = {"original": version.original_sha256, "onnx": version.onnx_sha256,
-               "sample": version.sample_sha256,
+               "sample": version.sample_sha256, "profile": version.profile_sha256,
                **extra_artifacts(version.runtime_settings)}.get(kind)
         if sha is None:
             raise InvalidInputError(f"{version.uri} has no {kind} artifact",
@@ -254,7 +267,8 @@ class Registry:
             referenced: set[str] = set()
             for *columns, settings in session.execute(select(
                     VersionRow.original_sha256, VersionRow.onnx_sha256,
-                    VersionRow.sample_sha256, VersionRow.runtime_settings)):
+                    VersionRow.sample_sha256, VersionRow.profile_sha256,
+                    VersionRow.runtime_settings)):
                 referenced.update(c for c in columns if c)
                 referenced.update(extra_artifacts(settings or {}).values())
         cutoff, removed, freed, kept = started - grace_s, [], 0, 0
@@ -346,8 +360,9 @@ def _version_row(model_id: int, number: int, draft: VersionDraft, actor: str) ->
         task=str(draft.task), runtime=draft.runtime, runtime_settings=draft.runtime_settings,
         original_sha256=draft.original_sha256, original_format=draft.original_format,
         onnx_sha256=draft.onnx_sha256, sample_sha256=draft.sample_sha256,
-        signature=draft.signature.to_dict(), metrics=draft.metrics, params=draft.params,
-        tags=draft.tags, lineage=draft.lineage, parent_version=draft.parent_version,
+        profile_sha256=draft.profile_sha256, signature=draft.signature.to_dict(),
+        metrics=draft.metrics, params=draft.params, tags=draft.tags, lineage=draft.lineage,
+        parent_version=draft.parent_version,
         conversion_check=draft.conversion_check, forced=draft.forced,
         created_at=_now(), created_by=actor,
     )
@@ -364,7 +379,7 @@ def _version_entity(name: str, row: VersionRow, aliases: tuple[str, ...]) -> Mod
         params=row.params or {}, tags=row.tags or {}, lineage=row.lineage or {},
         parent_version=row.parent_version, conversion_check=row.conversion_check or {},
         forced=bool(row.forced), created_at=_utc(row.created_at),
-        created_by=row.created_by or "", aliases=aliases,
+        created_by=row.created_by or "", aliases=aliases, profile_sha256=row.profile_sha256,
     )
 
 

@@ -49,6 +49,7 @@ class VersionRow(Base):
     original_format: Mapped[str] = mapped_column(String(64), nullable=False)
     onnx_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     sample_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    profile_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     signature: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -75,13 +75,27 @@ class BatchSettings:
                           " max_batch_size")
 
 
+@dataclass(frozen=True, slots=True)
+class RequestTiming:
+    """What the batch that carried one request took: the request's wait in the queue, the
+    model call's seconds, and the rows of that call."""
+
+    queue_s: float
+    compute_s: float
+    batch_rows: int
+
+
 @dataclass
-class _Pending:
+class QueuedRequest:
+    """One request on the batcher: its inputs, its outputs' future and, once its batch has
+    run, that batch's timing."""
+
     inputs: Arrays
     rows: int
     future: asyncio.Future[Arrays]
     deadline: float | None
     enqueued: float = field(default_factory=time.perf_counter)
+    timing: RequestTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +122,7 @@ class DynamicBatcher:
         self.run = run
         self.settings = settings
         self.observe = observe
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[QueuedRequest] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._compute_s = 0.0
@@ -127,18 +141,23 @@ class DynamicBatcher:
                 timeout_s: float | None = None) -> asyncio.Future[Arrays]:
         """Queue the request and return the future of its outputs (cancel it to drop the
         request). Must be called on the event loop's thread."""
+        return self.enqueue_request(inputs, rows, timeout_s).future
+
+    def enqueue_request(self, inputs: Arrays, rows: int,
+                        timeout_s: float | None = None) -> QueuedRequest:
+        """`enqueue`, returning the queued request (its future and, later, its timing)."""
         if len(self._queue) >= self.settings.max_queue_size:
             raise ServerOverloadedError(
                 f"queue full ({self.settings.max_queue_size} requests waiting): retry later",
                 retry_after_s=DEFAULT_RETRY_AFTER_S)
         loop = asyncio.get_running_loop()
         deadline = None if timeout_s is None else time.perf_counter() + timeout_s
-        pending = _Pending(inputs, rows, loop.create_future(), deadline)
+        pending = QueuedRequest(inputs, rows, loop.create_future(), deadline)
         self._queue.append(pending)
         self._ensure_worker()
         assert self._wakeup is not None
         self._wakeup.set()
-        return pending.future
+        return pending
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -235,7 +254,7 @@ class DynamicBatcher:
         self._queue.clear()
         self._queue.extend(live)
 
-    async def _threaded(self, batch: list[_Pending]) -> None:
+    async def _threaded(self, batch: list[QueuedRequest]) -> None:
         slots = self._slots
         assert slots is not None
         try:
@@ -265,12 +284,12 @@ class DynamicBatcher:
     def _queued_rows(self) -> int:
         return sum(p.rows for p in self._queue)
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> list[QueuedRequest]:
         """The next batch, oldest first, of requests whose inputs stack with the first one's
         (the others keep their place for a later batch); those past their deadline fail."""
         now = time.perf_counter()
-        batch: list[_Pending] = []
-        unfit: list[_Pending] = []
+        batch: list[QueuedRequest] = []
+        unfit: list[QueuedRequest] = []
         rows = 0
         while self._queue and (not batch
                                or rows + self._queue[0].rows <= self.settings.max_batch_size):
@@ -285,7 +304,7 @@ class DynamicBatcher:
         self._queue.extendleft(reversed(unfit))
         return batch
 
-    def _compute(self, batch: list[_Pending]) -> tuple[list[_Pending], Arrays | Exception,
+    def _compute(self, batch: list[QueuedRequest]) -> tuple[list[QueuedRequest], Arrays | Exception,
                                                       BatchTiming | None]:
         """One model call for the batch's live requests (on any thread: no future is touched
         here except to fail those past their deadline, and `_deliver` sets the rest)."""
@@ -305,9 +324,11 @@ class DynamicBatcher:
                              merged_at - now, elapsed - (merged_at - now), 0.0)
         return live, outputs, timing
 
-    def _deliver(self, live: list[_Pending], outputs: Arrays | Exception,
+    def _deliver(self, live: list[QueuedRequest], outputs: Arrays | Exception,
                  timing: BatchTiming | None) -> None:
         started = time.perf_counter()
+        if timing is not None:
+            _stamp(live, timing)
         if isinstance(outputs, Exception):
             _fail(live, outputs)
         else:
@@ -326,7 +347,14 @@ class DynamicBatcher:
             log.exception("the batch observer failed")
 
 
-def _expired(pending: _Pending, now: float) -> bool:
+def _stamp(live: list[QueuedRequest], timing: BatchTiming) -> None:
+    """Each request's share of the batch's timing (read by the capture of requests)."""
+    compute_s = timing.input_s + timing.infer_s
+    for pending, wait_s in zip(live, timing.waits_s, strict=True):
+        pending.timing = RequestTiming(wait_s, compute_s, timing.rows)
+
+
+def _expired(pending: QueuedRequest, now: float) -> bool:
     if pending.future.done():
         return True
     if pending.deadline is not None and now > pending.deadline:
@@ -336,7 +364,7 @@ def _expired(pending: _Pending, now: float) -> bool:
     return False
 
 
-def _fail(requests: Iterable[_Pending], error: BaseException) -> None:
+def _fail(requests: Iterable[QueuedRequest], error: BaseException) -> None:
     for pending in requests:
         if not pending.future.done():
             pending.future.set_exception(error)
@@ -371,7 +399,7 @@ def _concatenate(requests: list[Arrays]) -> Arrays:
     return {name: np.concatenate([r[name] for r in requests]) for name in requests[0]}
 
 
-def _split(batch: list[_Pending], outputs: Arrays) -> None:
+def _split(batch: list[QueuedRequest], outputs: Arrays) -> None:
     if len(batch) > 1:
         _check_rows(outputs, sum(p.rows for p in batch))
     start = 0

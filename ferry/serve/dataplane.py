@@ -20,6 +20,7 @@ from ferry.errors import UnauthorizedError
 from ferry.serve.batching import Arrays
 from ferry.serve.model import PendingInference, ServedModel
 from ferry.serve.model_config import ModelConfig, load_override, platform_of
+from ferry.serve.recorder import CaptureSink
 from ferry.serve.repository import ModelRepository
 from ferry.serve.settings import SERVER_NAME, ServeSettings
 from ferry.serve.statistics import ModelStatistics
@@ -35,10 +36,13 @@ EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_con
 
 
 class DataPlane:
-    def __init__(self, repository: ModelRepository, settings: ServeSettings):
+    def __init__(self, repository: ModelRepository, settings: ServeSettings,
+                 capture: CaptureSink | None = None):
         self.repository = repository
         self.settings = settings
         self.ready = False
+        self.capture = capture
+        """Where the transports' recorders send closed requests (None: not captured)."""
 
     def live(self) -> bool:
         return True

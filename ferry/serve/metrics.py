@@ -62,6 +62,10 @@ class ServerMetrics:
                                       ["protocol"], buckets=SIZE_BUCKETS, registry=r)
         self.response_size = Histogram("ferry_response_size_bytes", "Response body sizes.",
                                        ["protocol"], buckets=SIZE_BUCKETS, registry=r)
+        self.capture_dropped = Counter(
+            "ferry_capture_dropped", "Captured requests dropped, by reason: the capture queue"
+            " was full (`queue_full`) or the monitoring store failed (`store_failed`).",
+            ["reason"], registry=r)
         self._tallies: dict[tuple[str, tuple[str, ...]], Tally] = {}
 
     def count(self, counter: Counter, *labels: str) -> CountTally:

@@ -24,6 +24,7 @@ from ferry.serve.batching import (
     BatchSettings,
     BatchTiming,
     DynamicBatcher,
+    QueuedRequest,
 )
 from ferry.serve.datatypes import BYTES, from_signature, to_bytes_array
 from ferry.serve.model_config import platform_of
@@ -86,7 +87,7 @@ class ServedModel:
         arrays, rows = self.arrays(request)
         wanted = self._wanted_outputs(request)
         return PendingInference(self, request, wanted,
-                                self.batcher.enqueue(arrays, rows, timeout_s))
+                                self.batcher.enqueue_request(arrays, rows, timeout_s))
 
     def arrays(self, request: InferenceRequest) -> tuple[Arrays, int]:
         """The request's tensors as the model's input arrays, and the batch size."""
@@ -201,7 +202,11 @@ class PendingInference:
     model: ServedModel
     request: InferenceRequest
     wanted: list[TensorSpec]
-    future: asyncio.Future[Arrays]
+    queued: QueuedRequest
+
+    @property
+    def future(self) -> asyncio.Future[Arrays]:
+        return self.queued.future
 
     def response(self) -> InferenceResponse:
         """The response, once `future` is done (raises the batch's error if it failed)."""

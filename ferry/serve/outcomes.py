@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from enum import StrEnum
 
 from ferry.errors import (
     FerryError,
@@ -33,23 +32,10 @@ from ferry.errors import (
     ServerOverloadedError,
     UnauthorizedError,
 )
+from ferry.monitor.events import Outcome
 
 log = logging.getLogger("ferry.serve")
 INTERNAL_MESSAGE = "internal server error"
-
-
-class Outcome(StrEnum):
-    OK = "ok"
-    INVALID_INPUT = "invalid_input"
-    TOO_LARGE = "too_large"
-    REQUEST_TIMEOUT = "request_timeout"
-    UNAUTHORIZED = "unauthorized"
-    NOT_FOUND = "not_found"
-    NOT_READY = "not_ready"
-    OVERLOADED = "overloaded"
-    TIMEOUT = "timeout"
-    CLIENT_CLOSED = "client_closed"
-    INTERNAL = "internal"
 
 
 @dataclass(frozen=True, slots=True)

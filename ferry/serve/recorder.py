@@ -11,17 +11,19 @@ model that is not served is counted under `model=""`, whatever name it asked for
 from __future__ import annotations
 
 import time
+from typing import Protocol
 
 from ferry.serve import access
 from ferry.serve.metrics import ServerMetrics
-from ferry.serve.model import ServedModel
+from ferry.serve.model import PendingInference, ServedModel
 from ferry.serve.outcomes import STATUS, Failure, Outcome
 
 
 class RequestRecord:
     """One request on its way through the server."""
 
-    __slots__ = ("client", "closed", "method", "model", "path", "served", "started")
+    __slots__ = ("asked_version", "client", "closed", "method", "model", "path", "pending",
+                 "request_bytes", "request_id", "served", "started")
 
     def __init__(self, method: str, path: str, client: str):
         self.method = method
@@ -32,16 +34,31 @@ class RequestRecord:
         self.closed = False
         self.model = ""
         """The model the client asked for, for the access log only."""
+        self.request_bytes = 0
+        self.pending: PendingInference | None = None
+        """The queued inference (its tensors, outputs and batch timing), for the capture."""
+        self.asked_version: str | None = None
+        """The version or alias the client asked for (None: the default)."""
+        self.request_id = ""
 
     def elapsed_s(self) -> float:
         return time.perf_counter() - self.started
 
 
+class CaptureSink(Protocol):
+    """Where closed requests go to be recorded (`ferry.serve.capture.Capture`)."""
+
+    def offer(self, record: RequestRecord, protocol: str, status: str, ok: bool,
+              latency_s: float, response_bytes: int) -> None: ...
+
+
 class RequestRecorder:
     """Counts, times and logs the inference requests of one transport (`http` or `grpc`)."""
 
-    def __init__(self, metrics: ServerMetrics, protocol: str, access_log: bool = True):
+    def __init__(self, metrics: ServerMetrics, protocol: str, access_log: bool = True,
+                 capture: CaptureSink | None = None):
         self.metrics = metrics
+        self.capture = capture
         self.protocol = protocol
         self.access_log = access_log
         self._statuses = {outcome: str(status.http) if protocol == "http" else status.grpc
@@ -58,7 +75,14 @@ class RequestRecorder:
     def resolved(self, record: RequestRecord, served: ServedModel, request_bytes: int) -> None:
         """The data plane found the served model for the request."""
         record.served = served
+        record.request_bytes = request_bytes
         self._request_size.observe(request_bytes)
+
+    def queued(self, record: RequestRecord, pending: PendingInference,
+               asked_version: str | None) -> None:
+        """The data plane queued the request on the model's batcher."""
+        record.pending = pending
+        record.asked_version = asked_version
 
     def succeeded(self, record: RequestRecord, response_bytes: int) -> None:
         elapsed = self._close(record, Outcome.OK, response_bytes)
@@ -90,6 +114,9 @@ class RequestRecorder:
             record.served.statistics.record_request(outcome == Outcome.OK, elapsed)
         if self.access_log and access.enabled():
             self._log(record, status, response_bytes, elapsed)
+        if self.capture is not None and record.served is not None:
+            self.capture.offer(record, self.protocol, str(outcome), outcome == Outcome.OK,
+                               elapsed, response_bytes)
         return elapsed
 
     def _labels(self, record: RequestRecord) -> tuple[str, str]:

@@ -20,10 +20,11 @@ import socket
 import threading
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+from ferry.monitor.capture.settings import CaptureSettings
 from ferry.registry import Registry
 from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.serve.dataplane import DataPlane
@@ -35,6 +36,9 @@ from ferry.serve.rest.upload import UploadDeadline
 from ferry.serve.settings import ServeSettings
 from ferry.serve.tally import FLUSH_INTERVAL_S
 from ferry.serve.validation import at_least
+
+if TYPE_CHECKING:
+    from ferry.serve.capture import RecorderCapture
 
 log = logging.getLogger("ferry.serve")
 STARTUP_TIMEOUT_S = 120.0
@@ -77,13 +81,23 @@ class Server:
                                   inter_op_threads=1, spinning=False)
         self.repository = ModelRepository(self.registry, settings.batching,
                                           self.metrics.batch_observer, session)
-        self.dataplane = DataPlane(self.repository, settings)
+        self.capture = self._capture(settings.capture)
+        self.dataplane = DataPlane(self.repository, settings, self.capture)
         self.http_port = 0
         self.grpc_port: int | None = None
         self._uvicorn: uvicorn.Server | None = None
         self._grpc: Any = None
         """A started `grpc.aio.Server` (grpc is imported only when gRPC is on)."""
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _capture(self, settings: CaptureSettings) -> RecorderCapture | None:
+        if not settings.enabled:
+            return None
+        from ferry.serve.capture import open_capture
+
+        metrics = self.metrics
+        return open_capture(settings, lambda reason: metrics.count(metrics.capture_dropped,
+                                                                   reason).inc())
 
     async def start(self) -> None:
         if self.uris:
@@ -160,6 +174,8 @@ class Server:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.repository.close(self.settings.shutdown_grace_s)
+        if self.capture is not None:  # every request is answered: write what they left
+            await asyncio.to_thread(self.capture.close)
 
     async def _stop_http(self) -> None:
         if self._uvicorn is not None:

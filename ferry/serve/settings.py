@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from ferry.errors import InvalidInputError
+from ferry.monitor.capture.settings import CaptureSettings
 from ferry.serve import validation
 from ferry.serve.batching import BatchSettings
 from ferry.serve.defaults import (
@@ -41,6 +42,7 @@ class ServeSettings:
     access_log: bool = True
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     batching: BatchSettings = field(default_factory=BatchSettings)
+    capture: CaptureSettings = field(default_factory=CaptureSettings)
 
     def __post_init__(self) -> None:
         if not self.host:

@@ -499,21 +499,22 @@ def test_gc_removes_only_old_unreferenced_artifacts(registry: Registry, iris: An
     X, _ = iris
     model = _fit(iris)
     version = ferry.register(model, "iris", sample=X, registry=registry)
-    referenced = {version.original_sha256, version.onnx_sha256, version.sample_sha256}
+    referenced = {version.original_sha256, version.onnx_sha256, version.sample_sha256,
+                  version.profile_sha256}
     orphan = registry.artifacts.put(b"orphan bytes")
     leftover = Path(registry.artifacts_url) / "tmp" / "deadbeef"
     leftover.write_bytes(b"half a write")
 
     young = registry.gc()
 
-    assert young.removed == [] and young.freed_bytes == 0 and young.kept == 5
+    assert young.removed == [] and young.freed_bytes == 0 and young.kept == 6
     assert _stored(registry) == referenced | {orphan, "tmp/deadbeef"}
 
     report = registry.gc(grace_s=0)
 
     assert sorted(report.removed) == sorted([orphan, "tmp/deadbeef"])
     assert report.freed_bytes == len(b"orphan bytes") + len(b"half a write")
-    assert report.kept == 3
+    assert report.kept == 4
     assert _stored(registry) == referenced
     assert not registry.artifacts.exists(orphan)
     np.testing.assert_array_equal(ferry.load("iris", registry=registry).predict(X),
@@ -531,9 +532,10 @@ def test_gc_collects_deleted_versions_but_keeps_shared_artifacts(registry: Regis
     registry.delete_version("iris", 2)
     report = registry.gc(grace_s=0)
 
-    assert sorted(report.removed) == sorted([second.original_sha256, second.onnx_sha256])
+    assert sorted(report.removed) == sorted([second.original_sha256, second.onnx_sha256,
+                                             second.profile_sha256])
     assert _stored(registry) == {first.original_sha256, first.onnx_sha256,
-                                 first.sample_sha256}
+                                 first.sample_sha256, first.profile_sha256}
     assert ferry.load("iris", registry=registry).version == 1
 
 
@@ -600,9 +602,9 @@ def test_registration_killed_half_way_leaves_no_version(registry: Registry, iris
                             capture_output=True, text=True, timeout=120, check=False)
 
     assert result.returncode == 1, result.stderr
-    assert result.stdout.strip() == "stored=3 missing=0", result.stderr
+    assert result.stdout.strip() == "stored=4 missing=0", result.stderr
     orphans = _stored(registry) - before["artifacts"]
-    assert len(orphans) == 2  # original and ONNX; the sample is the same bytes as v1's
+    assert len(orphans) == 3  # original, ONNX, profile; the sample is the same bytes as v1's
     after = _snapshot(registry)
     assert {k: v for k, v in after.items() if k != "artifacts"} == {
         k: v for k, v in before.items() if k != "artifacts"}

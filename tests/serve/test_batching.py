@@ -17,7 +17,7 @@ from ferry.errors import (
     ModelNotReadyError,
     ServerOverloadedError,
 )
-from ferry.serve.batching import Arrays, BatchSettings, BatchTiming, DynamicBatcher, _Pending
+from ferry.serve.batching import Arrays, BatchSettings, BatchTiming, DynamicBatcher, QueuedRequest
 
 T = TypeVar("T")
 
@@ -248,7 +248,7 @@ class BrokenOnce(DynamicBatcher):
 
     broken = True
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> list[QueuedRequest]:
         if self.broken:
             self.broken = False
             raise RuntimeError("bookkeeping bug")

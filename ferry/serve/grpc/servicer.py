@@ -85,7 +85,7 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics,
                  access_log: bool = True):
         self.dataplane = dataplane
-        self.recorder = RequestRecorder(metrics, PROTOCOL, access_log)
+        self.recorder = RequestRecorder(metrics, PROTOCOL, access_log, dataplane.capture)
 
     @_rpc
     async def ServerLive(self, request: pb.ServerLiveRequest,
@@ -145,11 +145,12 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
 
     async def _infer(self, request: pb.ModelInferRequest,
                      record: RequestRecord) -> pb.ModelInferResponse:
-        served = self.dataplane.served(*codec.model_of(request.model_name,
-                                                       request.model_version))
+        name, version = codec.model_of(request.model_name, request.model_version)
+        served = self.dataplane.served(name, version)
         self.recorder.resolved(record, served, request.ByteSize())
         decoded = codec.decode_request(request)
         pending = self.dataplane.begin_infer(served, decoded)
+        self.recorder.queued(record, pending, version)
         await pending.future
         return codec.encode_response(pending.response(), decoded)
 

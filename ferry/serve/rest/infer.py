@@ -60,7 +60,7 @@ class InferenceCalls:
 
     def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, access_log: bool = True):
         self.dataplane = dataplane
-        self.recorder = RequestRecorder(metrics, PROTOCOL, access_log)
+        self.recorder = RequestRecorder(metrics, PROTOCOL, access_log, dataplane.capture)
         self.max_request_bytes = dataplane.settings.max_request_bytes
 
     def open(self, name: str, version: str | None, path: str, client: str,
@@ -81,6 +81,7 @@ class InferenceCalls:
         single = served.input_metadata[0] if length == 0 else None
         request = codec.decode_request(body, length, single)
         call.pending = self.dataplane.begin_infer(served, request)
+        self.recorder.queued(call.record, call.pending, call.version)
 
     def answer(self, call: InferCall) -> tuple[bytes, Headers]:
         """The response body and headers once `call.pending` is done; raises what failed."""

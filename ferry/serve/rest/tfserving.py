@@ -180,6 +180,7 @@ class TFServingAPI:
         self.recorder.resolved(record, served, len(body))
         call = decode_predict(loads(body), served.input_metadata)
         pending = self.dataplane.begin_infer(served, call.request)
+        self.recorder.queued(record, pending, target.version)
         await pending.future
         return encode_answer(pending.response(), call.format)
 
@@ -222,5 +223,6 @@ def _tensor_infos(tensors: tuple[TensorMetadata, ...]) -> dict[str, Any]:
 def tfserving_routes(dataplane: DataPlane, metrics: ServerMetrics) -> list[Route]:
     """The route for `create_app`. Its recorder shares the server's metrics with the V2 one
     (same series); the access log middleware already writes these requests' lines."""
-    api = TFServingAPI(dataplane, RequestRecorder(metrics, PROTOCOL, access_log=False))
+    api = TFServingAPI(dataplane, RequestRecorder(metrics, PROTOCOL, access_log=False,
+                                                  capture=dataplane.capture))
     return [Route(PREFIX + "{path:path}", api.handle, methods=["GET", "POST"])]

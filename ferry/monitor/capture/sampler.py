@@ -1,0 +1,90 @@
+"""Which captured rows are kept: all of them up to `per_second` per model version per second,
+then a reservoir of that size over the rest of the second (Vitter's algorithm R), so a burst
+keeps a uniform sample of itself. A second's rows are emitted once it has ended."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from ferry.monitor.events import SampledRows
+
+Key = tuple[str, int]
+"""(model, version)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRows:
+    """The rows of one answered request, as columns, ready to be sampled."""
+
+    ended: float
+    """Seconds since the epoch when the request was answered."""
+    request_id: str
+    columns: Mapping[str, np.ndarray]
+
+    @property
+    def count(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+
+class Sampler:
+    def __init__(self, per_second: int, seed: int | None = None):
+        self.per_second = per_second
+        self._rng = np.random.default_rng(seed)
+        self._seconds: dict[Key, _Second] = {}
+        self._finished: list[tuple[Key, _Second]] = []
+        """Seconds that ended while rows of a later second arrived, not yet taken."""
+
+    def add(self, model: str, version: int, rows: RequestRows) -> None:
+        if not rows.columns or self.per_second == 0:
+            return
+        second = int(rows.ended)
+        current = self._seconds.get((model, version))
+        if current is None or current.second != second:
+            if current is not None:
+                self._finished.append(((model, version), current))
+            current = self._seconds[(model, version)] = _Second(second, self.per_second)
+        current.add(rows, self._rng)
+
+    def take(self, now: float, *, final: bool) -> list[SampledRows]:
+        """The rows of every second that has ended (all of them when `final`)."""
+        done, self._finished = self._finished, []
+        for key, second in list(self._seconds.items()):
+            if final or second.second < int(now):
+                done.append((key, self._seconds.pop(key)))
+        return [rows for (model, version), second in done
+                for rows in second.rows(model, version)]
+
+
+class _Second:
+    """One model version's kept rows within one second: the reservoir's slots."""
+
+    def __init__(self, second: int, capacity: int):
+        self.second = second
+        self.capacity = capacity
+        self.seen = 0
+        self.kept: list[tuple[RequestRows, int]] = []
+
+    def add(self, rows: RequestRows, rng: np.random.Generator) -> None:
+        for row in range(rows.count):
+            self.seen += 1
+            if len(self.kept) < self.capacity:
+                self.kept.append((rows, row))
+                continue
+            slot = int(rng.integers(self.seen))
+            if slot < self.capacity:
+                self.kept[slot] = (rows, row)
+
+    def rows(self, model: str, version: int) -> list[SampledRows]:
+        """The kept rows, grouped back by request."""
+        by_request: dict[int, tuple[RequestRows, list[int]]] = {}
+        for rows, row in self.kept:
+            by_request.setdefault(id(rows), (rows, []))[1].append(row)
+        return [SampledRows(ts=datetime.fromtimestamp(rows.ended, UTC),
+                            request_id=rows.request_id, model=model, version=version,
+                            columns={name: values[np.sort(np.array(index))]
+                                     for name, values in rows.columns.items()})
+                for rows, index in by_request.values()]

@@ -1,0 +1,147 @@
+"""A store in this process's memory, gone when the process ends: for tests, notebooks and a
+server run without a place to write (`memory://`).
+
+It keeps the same rows and Arrow chunks the SQL stores keep and answers through the same
+functions, so code tested against it behaves the same on the others.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from ferry.monitor.events import InferenceEvent, MonitorResult, SampledRows
+from ferry.monitor.store import labels as label_rules
+from ferry.monitor.store import samples as sampling
+from ferry.monitor.store.base import Label, MonitoringStore, Retention
+from ferry.monitor.store.records import (
+    EventRow,
+    check_limit,
+    event_rows,
+    events_table,
+    optional_micros,
+    result_from_row,
+    result_row,
+)
+
+LabelKey = tuple[str, str, int]
+"""(model, request_id, row)."""
+
+
+class MemoryStore(MonitoringStore):
+    """Everything in memory, one lock around it (the capture appends from its own thread)."""
+
+    def __init__(self, retention: Retention | None = None):
+        self.retention = retention or Retention()
+        self._lock = threading.Lock()
+        self._events: list[EventRow] = []
+        self._chunks: dict[sampling.VersionKey, list[pa.Table]] = defaultdict(list)
+        self._sampled: dict[tuple[str, str], label_rules.KnownRequest] = {}
+        self._labels: dict[LabelKey, label_rules.LabelRow] = {}
+        self._results: list[dict[str, Any]] = []
+
+    def append_events(self, events: Sequence[InferenceEvent]) -> None:
+        rows = event_rows(events)
+        with self._lock:
+            self._events.extend(rows)
+
+    def append_samples(self, samples: Sequence[SampledRows]) -> None:
+        chunks = sampling.chunks_by_version(samples)
+        with self._lock:
+            for (model, version), table in chunks.items():
+                self._chunks[model, version].append(table)
+                self._index(model, version, table)
+
+    def _index(self, model: str, version: int, table: pa.Table) -> None:
+        for request_id, ts_us, rows in sampling.requests(table):
+            self._sampled[model, request_id] = label_rules.KnownRequest(version, ts_us, rows)
+
+    def events(self, model: str, version: int | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int | None = None) -> pa.Table:
+        low, high = optional_micros(since, "since"), optional_micros(until, "until")
+        with self._lock:
+            rows = [row for row in self._events if row[2] == model
+                    and (version is None or row[3] == version) and _within(row[0], low, high)]
+        rows.sort(key=lambda row: row[0])
+        newest = check_limit(limit)
+        return events_table(rows if newest is None else rows[max(0, len(rows) - newest):])
+
+    def samples(self, model: str, version: int, since: datetime | None = None,
+                until: datetime | None = None) -> pa.Table:
+        low, high = optional_micros(since, "since"), optional_micros(until, "until")
+        with self._lock:
+            chunks = list(self._chunks.get((model, version), ()))
+            labels = [(row.request_id, row.row, row.label) for row in self._labels.values()
+                      if row.model == model and row.version == version
+                      and _within(row.ts_us, low, high)]
+        return sampling.answer(chunks, low, high, labels)
+
+    def attach_labels(self, model: str, labels: Sequence[Label]) -> int:
+        with self._lock:
+            known = self._known(model, label_rules.request_ids(labels))
+            rows = label_rules.label_rows(model, labels, known)
+            self._labels.update({(model, row.request_id, row.row): row for row in rows})
+        return label_rules.matched(rows, known)
+
+    def _known(self, model: str, request_ids: list[str]) -> dict[str, label_rules.KnownRequest]:
+        return {request_id: self._sampled[model, request_id] for request_id in request_ids
+                if (model, request_id) in self._sampled}
+
+    def write_results(self, results: Sequence[MonitorResult]) -> None:
+        rows = [result_row(result) for result in results]
+        with self._lock:
+            self._results.extend(rows)
+
+    def results(self, model: str, version: int | None = None,
+                since: datetime | None = None) -> list[MonitorResult]:
+        low = optional_micros(since, "since")
+        with self._lock:
+            rows = [row for row in self._results if row["model"] == model
+                    and (version is None or row["version"] == version)
+                    and _within(row["ts_us"], low, None)]
+        return [result_from_row(row) for row in sorted(rows, key=lambda row: row["ts_us"])]
+
+    def purge(self, now: datetime | None = None) -> dict[str, int]:
+        cutoffs = self.retention.cutoffs(now)
+        with self._lock:
+            return {"events": self._purge_events(cutoffs.events_us),
+                    "samples": self._purge_samples(cutoffs.samples_us),
+                    "labels": self._purge_labels(cutoffs.samples_us),
+                    "results": self._purge_results(cutoffs.results_us)}
+
+    def _purge_events(self, cutoff_us: int) -> int:
+        before = len(self._events)
+        self._events = [row for row in self._events if row[0] >= cutoff_us]
+        return before - len(self._events)
+
+    def _purge_samples(self, cutoff_us: int) -> int:
+        removed = 0
+        for key, chunks in self._chunks.items():
+            kept = [sampling.in_range(chunk, cutoff_us, None) for chunk in chunks]
+            removed += sum(chunk.num_rows for chunk in chunks) - sum(t.num_rows for t in kept)
+            self._chunks[key] = [chunk for chunk in kept if chunk.num_rows]
+        self._sampled = {key: request for key, request in self._sampled.items()
+                         if request.ts_us >= cutoff_us}
+        return removed
+
+    def _purge_labels(self, cutoff_us: int) -> int:
+        before = len(self._labels)
+        self._labels = {key: row for key, row in self._labels.items() if row.ts_us >= cutoff_us}
+        return before - len(self._labels)
+
+    def _purge_results(self, cutoff_us: int) -> int:
+        before = len(self._results)
+        self._results = [row for row in self._results if row["ts_us"] >= cutoff_us]
+        return before - len(self._results)
+
+    def close(self) -> None:
+        """Nothing to release: the data lives as long as this object."""
+
+
+def _within(ts_us: int, low: int | None, high: int | None) -> bool:
+    return (low is None or ts_us >= low) and (high is None or ts_us < high)
