@@ -12,7 +12,7 @@ a name keeps both, and a reader tells them apart without a second mapping.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -89,6 +89,11 @@ class SampledRows:
     model: str
     version: int
     columns: Mapping[str, np.ndarray]
+    row_requests: Sequence[str] | None = None
+    """Rows of several requests in one block (the capture's sampler writes a second's kept
+    rows so): row i belongs to request `row_requests[i]`, where it was row `row_numbers[i]`.
+    None: every row belongs to `request_id`, numbered by position."""
+    row_numbers: Sequence[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,12 +88,21 @@ class ClosedRequest:
             inputs=_input_infos(record), outputs=_output_infos(self))
 
     def rows(self) -> tuple[str, int, RequestRows] | None:
-        served = self.record.served
-        columns = sampled_columns(self.record)
-        if served is None or not columns:
+        served, pending = self.record.served, self.record.pending
+        if served is None or pending is None or _results(self.record) is None:
             return None
-        return (served.name, served.version.version,
-                RequestRows(self.ended, request_id(self.record), columns))
+        return served.name, served.version.version, self
+
+    @property
+    def count(self) -> int:
+        pending = self.record.pending
+        return 0 if pending is None else pending.queued.rows
+
+    def request_id(self) -> str:
+        return request_id(self.record)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return sampled_columns(self.record)
 
 
 def _timing(record: RequestRecord) -> tuple[float, float, int]:

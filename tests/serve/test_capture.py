@@ -20,7 +20,7 @@ import tritonclient.http as triton_http
 from conftest import build_registry
 from serve_process import start_serve
 
-from ferry.monitor.capture.sampler import RequestRows, Sampler
+from ferry.monitor.capture.sampler import GivenRows, Sampler
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.store import open_store
 from ferry.registry import Registry
@@ -166,9 +166,9 @@ def test_sampler_keeps_every_row_up_to_the_cap_then_a_uniform_reservoir() -> Non
     assert _kept(sampler.take(3000.2, final=True)) == 3  # shutdown takes the open second
 
 
-def _rows(request_id: str, ended: float, count: int) -> RequestRows:
+def _rows(request_id: str, ended: float, count: int) -> GivenRows:
     start = int(request_id[1:]) * count if request_id[1:].isdigit() else 0
-    return RequestRows(ended, request_id, {"x": np.arange(start, start + count)})
+    return GivenRows(ended, request_id, {"x": np.arange(start, start + count)})
 
 
 def _kept(samples: list[Any]) -> int:

@@ -3,7 +3,8 @@
 `offer` is all the request path pays: a length check and a deque append (thread-safe in
 CPython). When `queue_size` requests wait, or the payloads waiting pass `max_queued_bytes`,
 a request is dropped (or queued without its payload) and counted; nothing waits for the
-store. The thread wakes every `flush_interval_s`, or sooner once `flush_events` wait, builds
+store. The thread also applies the store's retention once an hour. It wakes every
+`flush_interval_s`, or sooner once `flush_events` wait, builds
 the events and the sampled rows there (off the request path), and writes each kind with one
 store call. `close()` writes what is left, reservoirs included. A process killed with SIGKILL
 loses what was not yet written: at most the last `flush_interval_s` of requests (1 s by
@@ -26,6 +27,8 @@ from ferry.monitor.store import MonitoringStore
 
 log = logging.getLogger("ferry.capture")
 
+PURGE_INTERVAL_S = 3600.0
+"""How often the writer thread applies the store's retention (`MonitoringStore.purge`)."""
 QUEUE_FULL = "queue_full"
 STORE_FAILED = "store_failed"
 
@@ -55,6 +58,7 @@ class Capture:
         self._sampler = Sampler(settings.sample_rows_per_s)
         self._wake = threading.Event()
         self._stopping = False
+        self._purged_at = 0.0
         self._thread = threading.Thread(target=self._run, name="ferry-capture", daemon=True)
         self._thread.start()
 
@@ -88,7 +92,19 @@ class Capture:
             self._wake.wait(self.settings.flush_interval_s)
             self._wake.clear()
             self._write(self._drain(), final=False)
+            self._purge_when_due()
         self._write(self._drain(), final=True)
+
+    def _purge_when_due(self) -> None:
+        """Retention: old events, samples and results leave the store once an hour."""
+        now = time.monotonic()
+        if now - self._purged_at < PURGE_INTERVAL_S:
+            return
+        self._purged_at = now
+        try:
+            self.store.purge()
+        except Exception:  # retention can wait for the next hour; requests cannot
+            log.exception("capture: applying the monitoring store's retention failed")
 
     def _drain(self) -> list[Captured]:
         taken = [self._queue.popleft() for _ in range(len(self._queue))]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import numpy as np
 
@@ -16,18 +17,40 @@ Key = tuple[str, int]
 """(model, version)."""
 
 
+class RequestRows(Protocol):
+    """The rows of one answered request. The sampler reads `ended` and `count` for every
+    request, and calls `columns()` and `request_id()` only for those it keeps, when their
+    second ends: building columns is most of a capture's cost."""
+
+    @property
+    def ended(self) -> float:
+        """Seconds since the epoch when the request was answered."""
+
+    @property
+    def count(self) -> int: ...
+
+    def request_id(self) -> str: ...
+
+    def columns(self) -> Mapping[str, np.ndarray]: ...
+
+
 @dataclass(frozen=True, slots=True)
-class RequestRows:
-    """The rows of one answered request, as columns, ready to be sampled."""
+class GivenRows:
+    """Rows already in columns (tests, batch jobs)."""
 
     ended: float
-    """Seconds since the epoch when the request was answered."""
-    request_id: str
-    columns: Mapping[str, np.ndarray]
+    given_id: str
+    given_columns: Mapping[str, np.ndarray]
 
     @property
     def count(self) -> int:
-        return len(next(iter(self.columns.values())))
+        return len(next(iter(self.given_columns.values())))
+
+    def request_id(self) -> str:
+        return self.given_id
+
+    def columns(self) -> Mapping[str, np.ndarray]:
+        return self.given_columns
 
 
 class Sampler:
@@ -39,7 +62,7 @@ class Sampler:
         """Seconds that ended while rows of a later second arrived, not yet taken."""
 
     def add(self, model: str, version: int, rows: RequestRows) -> None:
-        if not rows.columns or self.per_second == 0:
+        if rows.count == 0 or self.per_second == 0:
             return
         second = int(rows.ended)
         current = self._seconds.get((model, version))
@@ -79,12 +102,38 @@ class _Second:
                 self.kept[slot] = (rows, row)
 
     def rows(self, model: str, version: int) -> list[SampledRows]:
-        """The kept rows, grouped back by request."""
+        """The kept rows as one block per set of columns (columns built only now, for the
+        kept requests): one store append per second, not one per request."""
         by_request: dict[int, tuple[RequestRows, list[int]]] = {}
         for rows, row in self.kept:
             by_request.setdefault(id(rows), (rows, []))[1].append(row)
-        return [SampledRows(ts=datetime.fromtimestamp(rows.ended, UTC),
-                            request_id=rows.request_id, model=model, version=version,
-                            columns={name: values[np.sort(np.array(index))]
-                                     for name, values in rows.columns.items()})
-                for rows, index in by_request.values()]
+        blocks: dict[tuple[str, ...], _Block] = {}
+        for rows, index in by_request.values():
+            columns = rows.columns()
+            if columns:
+                blocks.setdefault(tuple(columns), _Block()).add(rows, sorted(index), columns)
+        ts = datetime.fromtimestamp(self.second, UTC)
+        return [block.sampled(ts, model, version) for block in blocks.values()]
+
+
+class _Block:
+    """Kept rows of several requests that share their columns."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, list[np.ndarray]] = {}
+        self.requests: list[str] = []
+        self.numbers: list[int] = []
+
+    def add(self, rows: RequestRows, index: list[int],
+            columns: Mapping[str, np.ndarray]) -> None:
+        every = len(index) == rows.count
+        for name, values in columns.items():
+            self.parts.setdefault(name, []).append(values if every else values[index])
+        self.requests += [rows.request_id()] * len(index)
+        self.numbers += index
+
+    def sampled(self, ts: datetime, model: str, version: int) -> SampledRows:
+        return SampledRows(ts=ts, request_id=self.requests[0], model=model, version=version,
+                           columns={name: np.concatenate(parts)
+                                    for name, parts in self.parts.items()},
+                           row_requests=self.requests, row_numbers=self.numbers)

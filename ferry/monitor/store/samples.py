@@ -54,10 +54,21 @@ def sampled_table(sample: SampledRows) -> pa.Table:
     arrays = {name: column_array(name, values) for name, values in sample.columns.items()}
     rows = _common_length(arrays)
     ts = pa.scalar(to_micros(sample.ts, "sample ts"), pa.int64()).cast(TIMESTAMP)
-    own = [pa.repeat(ts, rows), pa.repeat(pa.scalar(sample.request_id, pa.string()), rows),
-           pa.array(np.arange(rows, dtype=np.int64))]
+    own = [pa.repeat(ts, rows), *_row_keys(sample, rows)]
     return pa.Table.from_arrays([*own, *arrays.values()],
                                 names=[*SAMPLES_SCHEMA.names, *arrays])
+
+
+def _row_keys(sample: SampledRows, rows: int) -> list[pa.Array]:
+    """Each row's request id and its row number in that request."""
+    if sample.row_requests is None:
+        return [pa.repeat(pa.scalar(sample.request_id, pa.string()), rows),
+                pa.array(np.arange(rows, dtype=np.int64))]
+    numbers = sample.row_numbers if sample.row_numbers is not None else [0] * rows
+    if len(sample.row_requests) != rows or len(numbers) != rows:
+        raise InvalidInputError(f"sampled rows: {rows} rows but {len(sample.row_requests)}"
+                                f" request ids and {len(numbers)} row numbers")
+    return [pa.array(sample.row_requests, pa.string()), pa.array(numbers, pa.int64())]
 
 
 def column_array(name: str, values: Any) -> pa.Array:
@@ -151,13 +162,10 @@ def by_time(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(micros))
 
 
-def requests(table: pa.Table) -> list[tuple[str, int, int]]:
-    """(request_id, ts_us, rows) of each request in a chunk."""
-    grouped = table.group_by("request_id", use_threads=False).aggregate(
-        [("ts", "min"), ("row", "count")])
-    micros = grouped["ts_min"].cast(pa.int64()).to_pylist()
-    return list(zip(grouped["request_id"].to_pylist(), micros,
-                    grouped["row_count"].to_pylist(), strict=True))
+def sampled_keys(table: pa.Table) -> list[tuple[str, int, int]]:
+    """(request_id, ts_us, row) of every row in a chunk."""
+    return list(zip(table["request_id"].to_pylist(), table["ts"].cast(pa.int64()).to_pylist(),
+                    table["row"].to_pylist(), strict=True))
 
 
 def label_json(request_id: str, row: int, label: Any) -> str:

@@ -1,0 +1,122 @@
+"""What capture costs the server: throughput and p99 at concurrency 32 (1-row JSON), capture on
+against capture off, measured in the same run.
+
+    .venv/bin/python bench/monitor/capture_cost.py --out bench/out/capture-cost [--rounds 3]
+
+A fresh FERRY_HOME gets the example model (`python -m ferry.example`: breast cancer, 30
+features). Each round starts `ferry serve` twice, with and without `--no-capture` (the order
+alternating between rounds), pinned to core 0, and drives each with `ferry bench` pinned to
+core 1: 32 concurrent connections, 1-row JSON requests, 2 s warm-up, `--duration` s measured.
+With capture on, every request is written to the embedded store ($FERRY_HOME/monitoring.db)
+and up to 500 rows per second are sampled. The figures are the medians over rounds of the
+per-round ratios (on / off). Goal (issue 11): throughput at least 0.9x, p99 at most 1.1x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+MODEL = "breast-cancer"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(env: dict[str, str], capture: bool) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    args = ["taskset", "-c", "0", str(BIN / "ferry"), "serve", MODEL, "--http-port", str(port),
+            "--grpc-port", "-1", "--no-access-log"] + ([] if capture else ["--no-capture"])
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1):
+                return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not become ready")
+
+
+def load(env: dict[str, str], port: int, duration: float) -> dict[str, Any]:
+    args = ["taskset", "-c", "1", str(BIN / "ferry"), "bench", f"http://127.0.0.1:{port}",
+            "--model", MODEL, "--concurrency", "32", "--warmup", "2", "--duration",
+            str(duration), "--json"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+    step = json.loads(done.stdout)["steps"][0]
+    return {"req_s": step["req_s"], "p50_ms": step["p50_ms"], "p99_ms": step["p99_ms"],
+            "errors": step.get("errors", 0)}
+
+
+def one(env: dict[str, str], capture: bool, duration: float) -> dict[str, Any]:
+    process, port = serve(env, capture)
+    try:
+        return load(env, port, duration)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def captured_events(env: dict[str, str]) -> int:
+    script = ("from ferry.monitor.store import open_store\n"
+              f"s = open_store(None); print(len(s.events({MODEL!r}))); s.close()")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, check=True)
+    return int(done.stdout.strip())
+
+
+def processor() -> str:
+    fields = dict(line.split(":", 1) for line in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if ":" in line)
+    flags = set(fields.get("Flags", "").split())
+    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags]
+    return (f"{fields.get('Model name', '').strip()}, family {fields.get('CPU family', '').strip()}"
+            f" model {fields.get('Model', '').strip()}, flags {' '.join(wanted)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    args = parser.parse_args()
+    home = (args.out / "home").resolve()
+    env = {**os.environ, "FERRY_HOME": str(home)}
+    subprocess.run([sys.executable, "-m", "ferry.example"], env=env, check=True,
+                   capture_output=True)
+    rounds = []
+    for index in range(args.rounds):
+        order = [True, False] if index % 2 == 0 else [False, True]
+        figures = {("on" if c else "off"): one(env, c, args.duration) for c in order}
+        figures["throughput_ratio"] = figures["on"]["req_s"] / figures["off"]["req_s"]
+        figures["p99_ratio"] = figures["on"]["p99_ms"] / figures["off"]["p99_ms"]
+        rounds.append(figures)
+        print(json.dumps(figures), flush=True)
+    summary = {"processor": processor(), "rounds": rounds,
+               "throughput_ratio": statistics.median(r["throughput_ratio"] for r in rounds),
+               "p99_ratio": statistics.median(r["p99_ratio"] for r in rounds),
+               "events_captured": captured_events(env)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
