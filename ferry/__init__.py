@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from ferry.convert.check import Tolerance
     from ferry.errors import FerryError
     from ferry.loading import load, load_sample
+    from ferry.monitor.api import monitor, set_reference
+    from ferry.monitor.feedback import feedback
+    from ferry.monitor.request_log import request_log
+    from ferry.monitor.traffic import traffic
     from ferry.optimizer import optimize
     from ferry.registration import Lineage, register
     from ferry.registry import ModelVersion, Registry
@@ -32,7 +36,9 @@ _HOMES = {
     "ModelVersion": "ferry.registry", "Predictor": "ferry.runtime.predictor",
     "Registry": "ferry.registry", "Tolerance": "ferry.convert.check", "load": "ferry.loading",
     "load_sample": "ferry.loading", "optimize": "ferry.optimizer",
-    "register": "ferry.registration",
+    "register": "ferry.registration", "feedback": "ferry.monitor.feedback",
+    "traffic": "ferry.monitor.traffic", "request_log": "ferry.monitor.request_log",
+    "set_reference": "ferry.monitor.api",  # `monitor`: the package itself, made callable below
 }
 """Where each public name lives."""
 
@@ -54,8 +60,16 @@ __all__ = [
     "Registry",
     "Tolerance",
     "__version__",
+    "feedback",
     "load",
     "load_sample",
+    "monitor",
     "optimize",
     "register",
+    "request_log",
+    "set_reference",
+    "traffic",
 ]
+
+
+importlib.import_module("ferry.monitor")  # light, and callable: `ferry.monitor(uri, ...)`

@@ -3,6 +3,8 @@ throwaway PostgreSQL server (started once per session from Debian's package)."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,14 @@ from postgres_server import PostgresServer, start_server
 from ferry.registry import Registry
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A FERRY_HOME for the whole session, before any fixture runs: module-scoped servers
+    start before the per-test home below, and must not write to the user's ~/.ferry (their
+    capture's monitoring store, say)."""
+    os.environ["FERRY_HOME"] = tempfile.mkdtemp(prefix="ferry-tests-")
+    os.environ.pop("FERRY_MONITORING_URL", None)
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,13 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import bench, optimize, serve
+from ferry.cli import bench, monitor, optimize, serve, watch
 from ferry.cli.app import app
 
 serve.register(app)
 bench.register(app)
 optimize.register(app)
+monitor.register(app)
+watch.register(app)
 
 
 def main() -> None:

@@ -59,9 +59,13 @@ def serve(
     capture_rows_per_s: Annotated[int, typer.Option(
         help="Rows kept per model version per second before reservoir sampling.")
     ] = DEFAULT_ROWS_PER_S,
+    drift_every: Annotated[str, typer.Option(
+        help="Judge drift of every served version this often (30s, 10m, 1h; 0: never).")
+    ] = "10m",
 ) -> None:
     """Serve models from the registry over the Open Inference Protocol (HTTP and gRPC)."""
     from ferry.monitor.capture.settings import CaptureSettings
+    from ferry.monitor.durations import parse_duration
     from ferry.serve import access
     from ferry.serve.batching import BatchSettings
     from ferry.serve.server import run
@@ -82,7 +86,10 @@ def serve(
                                  request_timeout_s=timeout_s, admin_token=admin_token,
                                  access_log=access_log, batching=batching,
                                  capture=CaptureSettings(
-                                     enabled=capture, sample_rows_per_s=capture_rows_per_s))
+                                     enabled=capture, sample_rows_per_s=capture_rows_per_s),
+                                 drift_every_s=parse_duration(
+                                     drift_every, "--drift-every", allow_zero=True
+                                 ).total_seconds())
     access.configure_logging(access_log)  # JSON lines on stderr (ferry.serve.access)
     run(uris or [], settings, workers=workers)
 

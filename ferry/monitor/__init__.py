@@ -6,4 +6,31 @@
               embedded SQLite, PostgreSQL), opened by URL with `open_store`
     profile   the reference statistics a model version is compared against
     drift/    the detectors and the evaluation of one window
+    capture/  the bounded queue and sampler behind the server's capture
+    columns, reference   tensors as named columns; the profile stored with each version
+    job, api, report     a window evaluated; `ferry.monitor(uri, ...)`; the HTML report
+    feedback, performance, staleness, traffic, request_log   labels and what they tell
+
+`ferry.monitor` is this package and, called, the drift report (`ferry.monitor.api.monitor`):
+a function of that name would be hidden by the package as soon as anything imported it, so
+the package's module object answers the call.
 """
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ferry.monitor.api import MonitorReport
+
+
+class _MonitorPackage(types.ModuleType):
+    def __call__(self, uri: str, **options: Any) -> MonitorReport:
+        from ferry.monitor.api import monitor
+
+        return monitor(uri, **options)
+
+
+sys.modules[__name__].__class__ = _MonitorPackage

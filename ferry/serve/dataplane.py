@@ -10,13 +10,15 @@ and waits.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ferry import __version__
-from ferry.errors import UnauthorizedError
+from ferry.errors import InvalidInputError, UnauthorizedError
+from ferry.monitor.feedback import FeedbackResult, attach, labels_from_document
 from ferry.serve.batching import Arrays
 from ferry.serve.model import PendingInference, ServedModel
 from ferry.serve.model_config import ModelConfig, load_override, platform_of
@@ -32,17 +34,23 @@ from ferry.serve.types import (
     ServerMetadata,
 )
 
+if TYPE_CHECKING:
+    from ferry.monitor.store import MonitoringStore
+
 EXTENSIONS = ("binary_tensor_data", "model_repository", "statistics", "model_configuration")
 
 
 class DataPlane:
     def __init__(self, repository: ModelRepository, settings: ServeSettings,
-                 capture: CaptureSink | None = None):
+                 capture: CaptureSink | None = None, store: MonitoringStore | None = None):
         self.repository = repository
         self.settings = settings
         self.ready = False
         self.capture = capture
         """Where the transports' recorders send closed requests (None: not captured)."""
+        self.store = store
+        """The store the capture writes to, where feedback attaches labels (None: no
+        capture)."""
 
     def live(self) -> bool:
         return True
@@ -109,8 +117,20 @@ class DataPlane:
         self._authorize(token)
         await self.repository.unload(name)
 
+    async def feedback(self, name: str, version: str | None, document: Any,
+                       token: str | None) -> FeedbackResult:
+        """Attach the true labels of a feedback body to captured requests; the served
+        version's signature checks them (`ferry.monitor.feedback`)."""
+        self._authorize(token)
+        if self.store is None:
+            raise InvalidInputError("feedback needs the capture, and this server runs without "
+                                    "it (--no-capture): no request was recorded to label")
+        served = self.repository.get(name, version)
+        labels = labels_from_document(document)
+        return await asyncio.to_thread(attach, self.store, served.version, labels)
+
     def _authorize(self, token: str | None) -> None:
         expected = self.settings.admin_token
         if expected and not (token and hmac.compare_digest(token, expected)):
-            raise UnauthorizedError("the repository endpoints need the server's bearer token"
-                                    " (Authorization: Bearer ...)")
+            raise UnauthorizedError("the repository and feedback endpoints need the server's"
+                                    " bearer token (Authorization: Bearer ...)")

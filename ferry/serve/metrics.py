@@ -7,6 +7,9 @@
     ferry_batch_size{model,version}                          rows per model call
     ferry_inflight_requests{protocol}
     ferry_request_size_bytes{protocol}, ferry_response_size_bytes{protocol}
+    ferry_drift_score{model,version,feature,method}  a column's drift statistic  } set by the
+    ferry_drift_detected{model,version}              1 when the dataset drifts    } drift
+    ferry_model_age_seconds{model,version}           since registration           } schedule
 
 The request path updates them through tallies (`ferry.serve.tally`): plain counts that
 `flush()` adds to these metrics, every `FLUSH_INTERVAL_S` and before each exposition.
@@ -66,6 +69,16 @@ class ServerMetrics:
             "ferry_capture_dropped", "Captured requests dropped, by reason: the capture queue"
             " was full (`queue_full`) or the monitoring store failed (`store_failed`).",
             ["reason"], registry=r)
+        self.drift_score = Gauge(
+            "ferry_drift_score", "The drift test's statistic for one column of the last"
+            " window the server judged (NaN: too few rows).",
+            ["model", "version", "feature", "method"], registry=r, multiprocess_mode="mostrecent")
+        self.drift_detected = Gauge(
+            "ferry_drift_detected", "1 when the last window judged drifts as a whole, else 0.",
+            ["model", "version"], registry=r, multiprocess_mode="mostrecent")
+        self.model_age = Gauge(
+            "ferry_model_age_seconds", "Time since the served version was registered.",
+            ["model", "version"], registry=r, multiprocess_mode="mostrecent")
         self._tallies: dict[tuple[str, tuple[str, ...]], Tally] = {}
 
     def count(self, counter: Counter, *labels: str) -> CountTally:

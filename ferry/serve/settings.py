@@ -24,6 +24,9 @@ DEFAULT_INTRA_OP_THREADS = 1
 """ONNX Runtime threads per model call when the version records none: batching, instances
 and worker processes spread load over cores; one thread per call avoids spinning pools
 competing with the event loop."""
+DEFAULT_DRIFT_EVERY_S = 600.0
+"""Ten minutes between the server's drift runs: a model answering a request a second fills a
+window past the 200 rows a test needs, and a shift shows within the hour."""
 SERVER_NAME = "ferry"
 
 
@@ -43,6 +46,9 @@ class ServeSettings:
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     batching: BatchSettings = field(default_factory=BatchSettings)
     capture: CaptureSettings = field(default_factory=CaptureSettings)
+    drift_every_s: float = DEFAULT_DRIFT_EVERY_S
+    """Seconds between drift runs over every served version with a reference profile
+    (`ferry.serve.drift_schedule`); 0: none. Needs the capture."""
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -58,3 +64,5 @@ class ServeSettings:
                                 "seconds to finish requests in flight at shutdown")
         validation.at_least("intra_op_threads", self.intra_op_threads, 0,
                             "threads per model call; 0: ONNX Runtime's default")
+        validation.not_negative("drift_every_s", self.drift_every_s,
+                                "seconds between drift runs; 0: none")

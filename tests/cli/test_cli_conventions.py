@@ -75,9 +75,9 @@ def test_shell_completion_is_on() -> None:
     assert code == 0
     assert "--install-completion" in out and "--show-completion" in out
 
-    code, out, _ = ferry_cli("--show-completion", "bash")
+    code, out, err = ferry_cli("--show-completion", "bash")
 
-    assert code == 0
+    assert code == 0, (out, err)
     assert "_FERRY_COMPLETE=complete_bash" in out
 
 

@@ -170,6 +170,21 @@ def test_labels_attached_late_join_their_rows(store: MonitoringStore) -> None:
     assert store.samples(MODEL, 1, since=NOW + HOUR)["label"].to_pylist() == [1]
 
 
+def test_a_block_of_several_requests_rows_takes_labels_on_its_rows(
+        store: MonitoringStore) -> None:
+    block = SampledRows(NOW, "", MODEL, 1, {"x": np.array([0.5, 1.5, 2.5])},
+                        row_requests=["a", "b", "a"], row_numbers=[3, 0, 7])
+    store.append_samples([block])
+
+    matched = store.attach_labels(MODEL, [("a", 7, "yes"), ("a", 0, "no"), ("b", 0, "no")])
+
+    table = store.samples(MODEL, 1)
+    assert matched == 2  # row 0 of "a" was not kept by the sampler
+    assert list(zip(request_ids(table), table["row"].to_pylist(), strict=True)) == \
+        [("a", 3), ("b", 0), ("a", 7)]
+    assert table["label"].to_pylist() == [None, "no", "yes"]
+
+
 def test_labels_of_any_json_kind(store: MonitoringStore) -> None:
     store.append_samples([sampled("a", rows=2)])
 

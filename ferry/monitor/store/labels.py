@@ -3,14 +3,15 @@
 A label may name a request whose rows the store sampled: that is what it is joined to, and
 what tells a mistyped id, or another model's, from a real one. Requests known only by their
 event are refused too, because looking them up needs an index on the events' request ids,
-and random ids in a B-tree cut the embedded store's event appends from about 80,000 to about
-20,000 a second (bench/monitor/RESULTS.md). A label takes its request's version and time, so
+and random ids in a B-tree cut the embedded store's event appends to a third, falling as the
+table grows (bench/monitor/RESULTS.md). A label takes its request's version and time, so
 labels are read, and purged, with the samples of that version and time; one that names a
-row past those sampled is kept but matches nothing.
+row of the request that was not sampled is kept but matches nothing.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Integral
@@ -29,7 +30,8 @@ class KnownRequest:
 
     version: int
     ts_us: int
-    sampled_rows: int
+    rows: frozenset[int]
+    """The numbers of its rows that were sampled (a reservoir may keep any of them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,17 @@ class LabelRow:
     row: int
     ts_us: int
     label: str
+
+
+def known_requests(rows: Iterable[tuple[str, int, int, int]]) -> dict[str, KnownRequest]:
+    """Sampled rows, as (request_id, version, ts_us, row), gathered by request."""
+    numbers: dict[str, set[int]] = defaultdict(set)
+    first: dict[str, tuple[int, int]] = {}
+    for request_id, version, ts_us, row in rows:
+        numbers[request_id].add(row)
+        first.setdefault(request_id, (version, ts_us))
+    return {request_id: KnownRequest(*first[request_id], frozenset(numbers[request_id]))
+            for request_id in first}
 
 
 def request_ids(labels: Sequence[Label]) -> list[str]:
@@ -66,7 +79,7 @@ def label_rows(model: str, labels: Sequence[Label],
 
 def matched(rows: Iterable[LabelRow], known: Mapping[str, KnownRequest]) -> int:
     """How many labels name a sampled row."""
-    return sum(row.row < known[row.request_id].sampled_rows for row in rows)
+    return sum(row.row in known[row.request_id].rows for row in rows)
 
 
 def refuse_unknown(model: str, unknown: Iterable[str]) -> None:
@@ -79,8 +92,12 @@ def refuse_unknown(model: str, unknown: Iterable[str]) -> None:
                             f"{shown}{more}; nothing was recorded", model=model)
 
 
+MAX_ROW = 2**31 - 1
+"""Rows of one request are counted in 32 bits (a request holds far fewer)."""
+
+
 def _row_index(request_id: str, row: object) -> int:
-    if isinstance(row, bool) or not isinstance(row, Integral) or int(row) < 0:
+    if isinstance(row, bool) or not isinstance(row, Integral) or not 0 <= int(row) <= MAX_ROW:
         raise InvalidInputError(f"row of request {request_id!r} must be a row index "
-                                f"(an integer >= 0), got {row!r}")
+                                f"(an integer from 0 to {MAX_ROW}), got {row!r}")
     return int(row)

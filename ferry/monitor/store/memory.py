@@ -41,7 +41,8 @@ class MemoryStore(MonitoringStore):
         self._lock = threading.Lock()
         self._events: list[EventRow] = []
         self._chunks: dict[sampling.VersionKey, list[pa.Table]] = defaultdict(list)
-        self._sampled: dict[tuple[str, str], label_rules.KnownRequest] = {}
+        self._sampled: dict[tuple[str, str], list[tuple[str, int, int, int]]] = defaultdict(list)
+        """Per (model, request_id): (request_id, version, ts_us, row) of its sampled rows."""
         self._labels: dict[LabelKey, label_rules.LabelRow] = {}
         self._results: list[dict[str, Any]] = []
 
@@ -58,8 +59,8 @@ class MemoryStore(MonitoringStore):
                 self._index(model, version, table)
 
     def _index(self, model: str, version: int, table: pa.Table) -> None:
-        for request_id, ts_us, rows in sampling.requests(table):
-            self._sampled[model, request_id] = label_rules.KnownRequest(version, ts_us, rows)
+        for request_id, ts_us, row in sampling.sampled_keys(table):
+            self._sampled[model, request_id].append((request_id, version, ts_us, row))
 
     def events(self, model: str, version: int | None = None, since: datetime | None = None,
                until: datetime | None = None, limit: int | None = None) -> pa.Table:
@@ -89,8 +90,8 @@ class MemoryStore(MonitoringStore):
         return label_rules.matched(rows, known)
 
     def _known(self, model: str, request_ids: list[str]) -> dict[str, label_rules.KnownRequest]:
-        return {request_id: self._sampled[model, request_id] for request_id in request_ids
-                if (model, request_id) in self._sampled}
+        return label_rules.known_requests(key for request_id in request_ids
+                                          for key in self._sampled.get((model, request_id), ()))
 
     def write_results(self, results: Sequence[MonitorResult]) -> None:
         rows = [result_row(result) for result in results]
@@ -125,8 +126,12 @@ class MemoryStore(MonitoringStore):
             kept = [sampling.in_range(chunk, cutoff_us, None) for chunk in chunks]
             removed += sum(chunk.num_rows for chunk in chunks) - sum(t.num_rows for t in kept)
             self._chunks[key] = [chunk for chunk in kept if chunk.num_rows]
-        self._sampled = {key: request for key, request in self._sampled.items()
-                         if request.ts_us >= cutoff_us}
+        for request, keys in list(self._sampled.items()):
+            kept = [key for key in keys if key[2] >= cutoff_us]
+            if kept:
+                self._sampled[request] = kept
+            else:
+                del self._sampled[request]
         return removed
 
     def _purge_labels(self, cutoff_us: int) -> int:

@@ -168,6 +168,14 @@ def sampled_keys(table: pa.Table) -> list[tuple[str, int, int]]:
                     table["row"].to_pylist(), strict=True))
 
 
+def sampled_requests(table: pa.Table) -> list[tuple[str, int, list[int]]]:
+    """(request_id, ts_us, its row numbers) of each request in a chunk."""
+    numbers: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for request_id, ts_us, row in sampled_keys(table):
+        numbers[request_id, ts_us].append(row)
+    return [(request_id, ts_us, rows) for (request_id, ts_us), rows in numbers.items()]
+
+
 def label_json(request_id: str, row: int, label: Any) -> str:
     try:
         return orjson.dumps(label, option=orjson.OPT_SERIALIZE_NUMPY).decode()

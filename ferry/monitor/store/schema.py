@@ -4,7 +4,8 @@ share a database with the registry.
 
     monitor_events           one row per request (times in microseconds since the epoch)
     monitor_sample_chunks    sampled rows of one model version, as Arrow IPC bytes
-    monitor_sampled_requests which requests a chunk holds: labels are checked against it
+    monitor_sampled_requests each sampled request and its sampled row numbers (JSON):
+                             labels are checked against it
     monitor_labels           (model, request_id, row) -> label (JSON), with the request's
                              version and time so that they are read and purged with samples
     monitor_results          the drift job's results
@@ -71,7 +72,7 @@ sampled_requests = Table(
     Column("version", Integer, nullable=False),
     Column("request_id", String, nullable=False),
     Column("ts_us", BigInteger, nullable=False),
-    Column("rows", Integer, nullable=False),
+    Column("rows", Text, nullable=False),
     Index("ix_monitor_sampled_requests_model_request", "model", "request_id"),
     Index("ix_monitor_sampled_requests_ts", "ts_us"),
 )

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from sqlalchemy import Connection, Engine, Select, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -214,21 +215,23 @@ def _chunk_tables(connection: Connection, ids: Sequence[int]) -> list[pa.Table]:
 
 def _request_rows(model: str, version: int, table: pa.Table) -> list[dict[str, Any]]:
     return [{"model": model, "version": version, "request_id": request_id, "ts_us": ts_us,
-             "rows": rows} for request_id, ts_us, rows in sampling.requests(table)]
+             "rows": orjson.dumps(rows).decode()}
+            for request_id, ts_us, rows in sampling.sampled_requests(table)]
 
 
 def _known(connection: Connection, model: str,
            request_ids: list[str]) -> dict[str, label_rules.KnownRequest]:
     """The sampled requests among `request_ids`."""
     table = sampled_requests
-    known: dict[str, label_rules.KnownRequest] = {}
+    rows: list[tuple[str, int, int, int]] = []
     for start in range(0, len(request_ids), LOOKUP_BATCH):
         query = select(table.c.request_id, table.c.version, table.c.ts_us, table.c.rows).where(
             table.c.model == model,
             table.c.request_id.in_(request_ids[start:start + LOOKUP_BATCH]))
-        known.update({row[0]: label_rules.KnownRequest(row[1], row[2], row[3])
-                      for row in connection.execute(query)})
-    return known
+        rows += [(request_id, version, ts_us, row)
+                 for request_id, version, ts_us, numbers in connection.execute(query)
+                 for row in orjson.loads(numbers)]
+    return label_rules.known_requests(rows)
 
 
 def _upsert_labels(connection: Connection) -> Any:

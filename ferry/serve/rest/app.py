@@ -142,6 +142,13 @@ async def repository_unload(request: Request) -> Response:
     return _json({})
 
 
+async def feedback(request: Request) -> Response:
+    document = codec.loads(await read_body(request))
+    result = await _plane(request).feedback(request.path_params["name"], _version(request),
+                                            document, _token(request))
+    return _json(result.to_dict())
+
+
 async def metrics_endpoint(request: Request) -> Response:
     metrics: ServerMetrics = request.app.state.metrics
     return Response(metrics.exposition(), media_type=CONTENT_TYPE)
@@ -171,6 +178,7 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics,
         *_both("/v2/models/{name}/predict", predict, ["POST"]),
         *_both("/v2/models/{name}/config", model_config, ["GET"]),
         *_both("/v2/models/{name}/stats", model_statistics, ["GET"]),
+        *_both("/v2/models/{name}/feedback", feedback, ["POST"]),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),

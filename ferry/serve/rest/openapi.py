@@ -19,8 +19,8 @@ BINARY = "application/octet-stream"
 _ERRORS: dict[str, tuple[str, str]] = {
     "400": ("BadRequest", "the request does not fit the model or the protocol; the message"
                           " names the field and says how to fix it"),
-    "401": ("Unauthorized", "the repository endpoints need `Authorization: Bearer TOKEN` with"
-                            " the server's admin token"),
+    "401": ("Unauthorized", "the repository and feedback endpoints need `Authorization: Bearer"
+                            " TOKEN` with the server's admin token"),
     "404": ("NotFound", "no model, version or alias of that name is served"),
     "413": ("TooLarge", "the body is over the server's request size limit"),
     "500": ("ModelFailed", "the model raised while predicting"),
@@ -99,6 +99,15 @@ def _infer(operation_id: str) -> dict[str, Any]:
     return operation
 
 
+def _feedback(operation_id: str) -> dict[str, Any]:
+    """Late labels for captured requests; it changes state, so it takes the admin token."""
+    operation = _operation(operation_id, "Attach true labels to captured requests",
+                           _ok("the labels stored", ref("FeedbackResponse")),
+                           "400 401 404 413 503", _body(ref("FeedbackRequest")))
+    operation["security"] = [{"adminToken": []}]
+    return operation
+
+
 def _model_paths(base: str, suffix: str, names: list[str], errors: str) -> dict[str, Any]:
     """The per-model routes under `base`, whose path parameters are `names` (operation ids
     end with `suffix`)."""
@@ -116,6 +125,7 @@ def _model_paths(base: str, suffix: str, names: list[str], errors: str) -> dict[
                                             _ok("statistics", ref("Statistics")), errors)},
         f"{base}/config": {"get": _operation(f"modelConfig{suffix}", "Model configuration",
                                              _ok("configuration", ref("ModelConfig")), errors)},
+        f"{base}/feedback": {"post": _feedback(f"modelFeedback{suffix}")},
     }
     for item in paths.values():
         item["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in names]

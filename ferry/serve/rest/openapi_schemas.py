@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ferry.monitor.feedback import MAX_LABELS_PER_CALL, MAX_ROW
 from ferry.serve.datatypes import DATATYPES
 
 Schema = dict[str, Any]
@@ -105,6 +106,28 @@ def _repository_schemas() -> dict[str, Schema]:
     }
 
 
+def _feedback_schemas() -> dict[str, Schema]:
+    """Late labels (`ferry.monitor.feedback`): one row's label, or every row's of a request."""
+    label: Schema = {"description": "the true answer: one of the model's classes, or a number"
+                                    " for a regressor"}
+    row = {"type": "integer", "minimum": 0, "maximum": MAX_ROW}
+    return {
+        "FeedbackLabel": {**_object(["id", "label"], {"id": NAME, "row": row, "label": label}),
+                          "additionalProperties": False},
+        "FeedbackRows": {**_object(["id", "labels"], {"id": NAME, "labels": _array(
+            label, minItems=1, description="one label per row of the request, from row 0")}),
+                         "additionalProperties": False},
+        "FeedbackRequest": {"oneOf": [
+            {**_object(["labels"], {"labels": _array(
+                {"oneOf": [ref("FeedbackLabel"), ref("FeedbackRows")]}, minItems=1,
+                maxItems=MAX_LABELS_PER_CALL)}), "additionalProperties": False},
+            ref("FeedbackRows")]},
+        "FeedbackResponse": _object(["model", "labels", "matched"], {
+            "model": STRING, "labels": {**COUNT, "description": "labels stored"},
+            "matched": {**COUNT, "description": "those naming a sampled row"}}),
+    }
+
+
 def _statistics_schemas() -> dict[str, Schema]:
     """Triton's statistics extension."""
     duration = ref("Duration")
@@ -194,5 +217,5 @@ def _tfserving_schemas() -> dict[str, Schema]:
 def schemas() -> dict[str, Schema]:
     """Every shape, by name."""
     return {**_protocol_schemas(), **_metadata_schemas(), **_predict_schemas(),
-            **_repository_schemas(), **_statistics_schemas(), **_config_schemas(),
-            **_tfserving_schemas()}
+            **_repository_schemas(), **_feedback_schemas(), **_statistics_schemas(),
+            **_config_schemas(), **_tfserving_schemas()}

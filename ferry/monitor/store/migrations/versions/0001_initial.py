@@ -59,7 +59,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("request_id", sa.String, nullable=False),
         sa.Column("ts_us", sa.BigInteger, nullable=False),
-        sa.Column("rows", sa.Integer, nullable=False),
+        sa.Column("rows", sa.Text, nullable=False),
     )
     op.create_index("ix_monitor_sampled_requests_model_request", "monitor_sampled_requests",
                     ["model", "request_id"])
