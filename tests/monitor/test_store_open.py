@@ -15,7 +15,7 @@ from ferry.monitor.events import Outcome
 from ferry.monitor.store import MemoryStore, SqlStore, default_url, open_store
 from ferry.monitor.store.compaction import COMPACT_FANIN, mergeable, tier
 from ferry.monitor.store.schema import sample_chunks
-from ferry.serve.outcomes import Outcome as ServedOutcome
+from ferry.serve.outcomes import STATUS
 
 
 def test_the_default_is_a_file_under_ferry_home(ferry_home: Path) -> None:
@@ -47,8 +47,8 @@ def test_a_url_no_backend_takes_is_refused(url: str) -> None:
         open_store(url)
 
 
-def test_outcomes_are_the_servers() -> None:
-    assert [o.value for o in Outcome] == [o.value for o in ServedOutcome]
+def test_every_outcome_the_store_keeps_has_a_status_on_both_transports() -> None:
+    assert set(STATUS) == set(Outcome)
 
 
 def test_chunks_merge_one_tier_at_a_time() -> None:
