@@ -63,7 +63,9 @@ def test_every_request_becomes_one_event_with_its_fields(
         tensor = triton_grpc.InferInput("X", [3, 4], "FP32")
         tensor.set_data_from_numpy(x[:3])
         grpc.infer("iris", [tensor], model_version="2", request_id="grpc-1")
-        assert post(running, "v2/models/iris/infer", {"inputs": []}) == 400
+        wrong_name = {"inputs": [{"name": "Z", "datatype": "FP32", "shape": [1, 4],
+                                  "data": x[0].tolist()}], "id": "bad-1"}
+        assert post(running, "v2/models/iris/infer", wrong_name) == 400
     finally:
         running.stop()
     store = running.server.capture.store
@@ -78,6 +80,7 @@ def test_every_request_becomes_one_event_with_its_fields(
     assert by_id["grpc-1"]["alias"] is None
     failed = [e for e in events if e["status"] != "ok"]
     assert len(failed) == 1 and failed[0]["error_type"] == failed[0]["status"]
+    assert failed[0]["request_id"] == "bad-1"  # the client's id, though refused
     rows = store.samples("iris", 1).to_pylist()
     assert len(rows) == 5
     assert {"output:label", "output:probabilities[0]"} <= set(rows[0])

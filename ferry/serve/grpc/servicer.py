@@ -149,6 +149,7 @@ class InferenceServicer(inference_pb2_grpc.GRPCInferenceServiceServicer):
         served = self.dataplane.served(name, version)
         self.recorder.resolved(record, served, request.ByteSize())
         decoded = codec.decode_request(request)
+        record.request_id = decoded.id or ""  # kept if the model refuses the request
         pending = self.dataplane.begin_infer(served, decoded)
         self.recorder.queued(record, pending, version)
         await pending.future

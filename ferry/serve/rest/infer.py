@@ -80,6 +80,7 @@ class InferenceCalls:
         length = _header_length(call.headers.get(HEADER_LENGTH))
         single = served.input_metadata[0] if length == 0 else None
         request = codec.decode_request(body, length, single)
+        call.record.request_id = request.id or ""  # kept if the model refuses the request
         call.pending = self.dataplane.begin_infer(served, request)
         self.recorder.queued(call.record, call.pending, call.version)
 
