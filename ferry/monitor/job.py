@@ -59,13 +59,17 @@ def reference_profile(registry: Registry, version: ModelVersion) -> Profile | No
 def read_samples(store: MonitoringStore, version: ModelVersion, since: datetime,
                  until: datetime, max_rows: int = MAX_JUDGED_ROWS) -> pa.Table:
     """The rows the capture sampled for `version` with `since <= ts < until`, at most
-    `max_rows` of them: the span is read in slices of time (`time_slices`), each cut to an
-    even share of `max_rows` by a seeded uniform draw, so what one read holds in memory is
-    bounded whatever span is asked for."""
+    `max_rows` of them: the span is read in slices of time (`time_slices`), each cut by a
+    seeded uniform draw to an even share of what is left of `max_rows` (a slice with fewer
+    rows hands its unused share on), so what one read holds in memory is bounded whatever
+    span is asked for."""
     slices = time_slices(since, until)
-    share, draw = max(1, max_rows // len(slices)), np.random.default_rng(0)
-    parts = [_at_most(store.samples(version.name, version.version, since=start, until=end),
-                      share, draw) for start, end in slices]
+    left, draw, parts = max_rows, np.random.default_rng(0), []
+    for index, (start, end) in enumerate(slices):
+        share = max(1, left // (len(slices) - index))
+        parts.append(_at_most(store.samples(version.name, version.version, since=start,
+                                            until=end), share, draw))
+        left -= parts[-1].num_rows
     return concat(parts)
 
 
