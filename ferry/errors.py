@@ -20,6 +20,7 @@
     │   ├── CorruptArtifactError         checksum mismatch or unreadable bytes
     │   └── MissingArtifactError
     ├── RegistryError                    the metadata store refused or failed
+    ├── MonitoringStoreError             the monitoring store cannot be opened or written
     ├── NotFittedError (AttributeError)  a drift detector scored before it was fitted
     └── ServingError                     the server cannot answer this request now
         ├── ModelNotReadyError           known, but not loaded (loading, unloaded, failed)
@@ -158,3 +159,7 @@ def one_line(exc: BaseException) -> str:
 
 class NotFittedError(FerryError, AttributeError):
     """A drift detector's `score` was called before its `fit`."""
+
+
+class MonitoringStoreError(FerryError):
+    """The monitoring store (`ferry.monitor.store`) cannot be opened or written."""

@@ -109,18 +109,18 @@ def register(
     data = _sample(converter, sample if sample is not None else example_input)
     original_outputs = None if data is None else _reference(converter, model, data)
     conversion = _convert(converter, model, data, force)
+    task = conversion.task if conversion is not None else converter.task(model)
+    signature = (conversion.signature if conversion is not None
+                 else converter.native_signature(model, data))
+    served = _served(converter, model, conversion, signature, task)
     check = None
     if conversion is not None:
-        check = _check(converter, model, conversion, data, original_outputs, tolerance)
+        check = _check(converter, model, conversion, data, original_outputs, tolerance, served)
         if not check.passed and not force:
             raise _check_failed(name, check)
     forced = force and (check is None or not check.passed)
     artifacts = _store(converter, model, data, conversion, registry)
-    task = conversion.task if conversion is not None else converter.task(model)
-    signature = (conversion.signature if conversion is not None
-                 else converter.native_signature(model, data))
-    profile = _profile(converter, model, conversion, signature, task,
-                       reference if reference is not None else data)
+    profile = _profile(served, reference if reference is not None else data)
     draft = VersionDraft(
         framework=converter.framework, framework_version=converter.framework_version(),
         task=task, runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
@@ -136,15 +136,20 @@ def register(
     return registry.create_version(name, draft)
 
 
-def _profile(converter: Converter, model: object, conversion: Conversion | None,
-             signature: Signature, task: Task, rows: Any) -> bytes | None:
+def _served(converter: Converter, model: object, conversion: Conversion | None,
+            signature: Signature, task: Task) -> Predictor:
+    """The version as it will be served: its ONNX form on ONNX Runtime, else the original
+    (loaded once; the check and the reference profile both use it)."""
+    if conversion is None:
+        return NativePredictor(converter, model, signature, task)
+    return OnnxPredictor(conversion.onnx_model.SerializeToString(), signature, task).load()
+
+
+def _profile(predictor: Predictor, rows: Any) -> bytes | None:
     """The reference profile (rows and the served form's outputs on them), or None when
     there are no rows or they cannot be profiled (logged; the version is still registered)."""
     if rows is None:
         return None
-    predictor: Predictor = (
-        OnnxPredictor(conversion.onnx_model.SerializeToString(), signature, task).load()
-        if conversion is not None else NativePredictor(converter, model, signature, task))
     try:
         return profile_bytes(profile_of(predictor, as_sample(rows)))
     except (FerryError, ValueError, TypeError) as exc:
@@ -201,7 +206,8 @@ def _reference(converter: Converter, model: object, data: Sample) -> Outputs:
 
 
 def _check(converter: Converter, model: object, conversion: Conversion, data: Sample | None,
-           reference: Outputs | None, tolerance: Tolerance | None) -> ConversionCheck:
+           reference: Outputs | None, tolerance: Tolerance | None,
+           predictor: Predictor) -> ConversionCheck:
     """The ONNX form against the original on the sample as served (float64 values cast to
     float32, as every request is) and on probe rows beyond it (`ferry.convert.probes`)."""
     kind = "sample"
@@ -213,8 +219,6 @@ def _check(converter: Converter, model: object, conversion: Conversion, data: Sa
                 " sample= (rows like the training data) or example_input="
             )
     rows = as_served(data, conversion.signature)
-    predictor = OnnxPredictor(conversion.onnx_model.SerializeToString(), conversion.signature,
-                              conversion.task).load()
     return check_conversion(_original(converter, model, data, reference), predictor.outputs,
                             rows, data=kind, probes=build_probes(rows, conversion),
                             tolerance=tolerance)

@@ -26,7 +26,7 @@ def input_columns(signature: Signature, arrays: Mapping[str, Any]) -> dict[str, 
         and len(arrays) == 1 else None
     columns: dict[str, np.ndarray] = {}
     for name, values in arrays.items():
-        columns.update(_flat(name, values, names))
+        columns.update(flat_columns(name, values, names))
     return columns
 
 
@@ -34,11 +34,12 @@ def output_columns(signature: Signature, outputs: Mapping[str, Any]) -> dict[str
     columns: dict[str, np.ndarray] = {}
     for spec in signature.outputs:
         if spec.name in outputs:
-            columns.update(_flat(output_column(spec.name), outputs[spec.name], None))
+            columns.update(flat_columns(output_column(spec.name), outputs[spec.name]))
     return columns
 
 
-def _flat(name: str, values: Any, feature_names: Any) -> dict[str, np.ndarray]:
+def flat_columns(name: str, values: Any, feature_names: Any = None) -> dict[str, np.ndarray]:
+    """One tensor as 1-D columns (see the module's docstring); {} for tensors left out."""
     array = np.asarray(values)
     if array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1):
         return {name: array.reshape(-1)}

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ferry.errors import InvalidInputError
+from ferry.monitor.columns import MAX_FEATURE_COLUMNS, flat_columns
 
 PROFILE_VERSION = 1
 """Bumped when the stored layout changes; `Profile.from_dict` refuses versions it does not know."""
@@ -42,9 +43,6 @@ CATEGORICAL_MAX_UNIQUE = 5
 """Evidently's NUMBER_UNIQUE_AS_CATEGORICAL: numbers with this few values are categories."""
 PSI_BINS = 10
 """PSI uses ten reference-quantile bins (the common practice, not Evidently's 30)."""
-MAX_FEATURE_COLUMNS = 100
-"""A 2-D input wider than this (an image, an embedding) is not profiled column by column."""
-
 Category: TypeAlias = str | int | float | bool
 ColumnValues: TypeAlias = np.ndarray | pd.Series | pa.Array | pa.ChunkedArray | list[Any]
 
@@ -188,14 +186,10 @@ def _flatten_one(name: str, values: Any, columns: dict[str, ColumnValues],
     if isinstance(values, pd.Series | pa.Array | pa.ChunkedArray):
         columns[name] = values
         return
-    array = np.asarray(values)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim == 1:
-        columns[name] = array
-    elif array.ndim == 2 and array.shape[1] <= MAX_FEATURE_COLUMNS:
-        columns.update({f"{name}[{i}]": array[:, i] for i in range(array.shape[1])})
-    else:
+    flat = flat_columns(name, values)
+    columns.update(flat)
+    if not flat:
+        array = np.asarray(values)
         notes.append(f"{name}: shape {list(array.shape[1:])} per row is not profiled "
                      f"(more than {MAX_FEATURE_COLUMNS} columns or more than 2 dimensions)")
 
