@@ -10,6 +10,9 @@ core 1: 32 concurrent connections, 1-row JSON requests, 2 s warm-up, `--duration
 With capture on, every request is written to the embedded store ($FERRY_HOME/monitoring.db)
 and up to 500 rows per second are sampled. The figures are the medians over rounds of the
 per-round ratios (on / off). Goal (issue 11): throughput at least 0.9x, p99 at most 1.1x.
+Each run also reports the server's CPU time per request (all threads, from /proc, over the
+measured seconds); on minus off is what capture costs a request, a figure that other load on
+the machine disturbs less than throughput.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -56,7 +60,7 @@ def serve(env: dict[str, str], capture: bool) -> tuple[subprocess.Popen[bytes], 
 
 def load(env: dict[str, str], port: int, duration: float) -> dict[str, Any]:
     args = ["taskset", "-c", "1", str(BIN / "ferry"), "bench", f"http://127.0.0.1:{port}",
-            "--model", MODEL, "--concurrency", "32", "--warmup", "2", "--duration",
+            "--model", MODEL, "--concurrency", "32", "--warmup", str(WARMUP_S), "--duration",
             str(duration), "--json"]
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     step = json.loads(done.stdout)["steps"][0]
@@ -64,10 +68,28 @@ def load(env: dict[str, str], port: int, duration: float) -> dict[str, Any]:
             "errors": step.get("errors", 0)}
 
 
+WARMUP_S = 2.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all its threads (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one(env: dict[str, str], capture: bool, duration: float) -> dict[str, Any]:
+    """One server under load: `ferry bench`'s figures, plus the server's CPU time per request
+    over the measured part (read at the end of the warm-up and at the end of the load)."""
     process, port = serve(env, capture)
     try:
-        return load(env, port, duration)
+        marks: list[float] = []
+        timer = threading.Timer(WARMUP_S, lambda: marks.append(cpu_seconds(process.pid)))
+        timer.start()
+        figures = load(env, port, duration)
+        marks.append(cpu_seconds(process.pid))
+        timer.join()
+        busy = marks[-1] - marks[0]
+        return figures | {"cpu_us_per_request": busy / (figures["req_s"] * duration) * 1e6}
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -107,11 +129,15 @@ def main() -> None:
         figures = {("on" if c else "off"): one(env, c, args.duration) for c in order}
         figures["throughput_ratio"] = figures["on"]["req_s"] / figures["off"]["req_s"]
         figures["p99_ratio"] = figures["on"]["p99_ms"] / figures["off"]["p99_ms"]
+        figures["capture_cpu_us"] = (figures["on"]["cpu_us_per_request"]
+                                     - figures["off"]["cpu_us_per_request"])
         rounds.append(figures)
         print(json.dumps(figures), flush=True)
     summary = {"processor": processor(), "rounds": rounds,
                "throughput_ratio": statistics.median(r["throughput_ratio"] for r in rounds),
                "p99_ratio": statistics.median(r["p99_ratio"] for r in rounds),
+               "capture_cpu_us_per_request": statistics.median(r["capture_cpu_us"]
+                                                               for r in rounds),
                "events_captured": captured_events(env)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -22,8 +22,9 @@ from ferry.monitor.events import MonitorResult
 from ferry.monitor.profile import Profile
 from ferry.monitor.reference import profile_from_bytes
 from ferry.monitor.store import MonitoringStore
+from ferry.monitor.store.chunks import in_range
 from ferry.monitor.store.records import to_micros
-from ferry.monitor.store.samples import concat, in_range
+from ferry.monitor.store.samples import concat
 from ferry.registry import ModelVersion, Registry
 
 

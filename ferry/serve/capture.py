@@ -3,7 +3,8 @@
 `RecorderCapture` is what the request recorders call when they close a request
 (`ferry.serve.recorder.CaptureSink`): it keeps references only (the record, with the queued
 inference's tensors and outputs) and hands them to `ferry.monitor.capture.queue.Capture`,
-whose thread builds the event and the sampled columns later:
+whose thread builds the events (`event_table`: one tuple per request, then one Arrow array
+per column, a few microseconds a request) and the sampled columns later:
 - the event: time, request id (the client's, or one made up), model, version and the alias
   asked for, protocol, outcome, latency, queue and compute seconds and rows of its batch,
   request and response bytes, each tensor's name, datatype and shape;
@@ -16,20 +17,23 @@ import functools
 import itertools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from ferry.monitor.capture.queue import Capture
 from ferry.monitor.capture.sampler import RequestRows
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.columns import input_columns, output_columns
-from ferry.monitor.events import InferenceEvent, TensorInfo
+from ferry.monitor.events import output_column
+from ferry.monitor.store.event_chunks import from_columns
+from ferry.monitor.store.records import TENSOR_JSON_CACHE, TensorDescription, tensors_json
 from ferry.serve.datatypes import from_signature
 from ferry.serve.recorder import RequestRecord
+from ferry.signature import Signature
 
 PROTOCOLS = {"http": "rest", "grpc": "grpc"}
 
@@ -38,7 +42,8 @@ def open_capture(settings: CaptureSettings, on_drop: Callable[[str], None]) -> R
     """The capture into the store `settings` names (the embedded one by default)."""
     from ferry.monitor.store import open_store
 
-    return RecorderCapture(Capture(open_store(settings.store_url), settings, on_drop))
+    return RecorderCapture(Capture(open_store(settings.store_url), settings, event_table,
+                                   on_drop))
 
 
 class RecorderCapture:
@@ -76,23 +81,24 @@ class ClosedRequest:
     ended: float
     payload_bytes: int
 
-    def event(self) -> InferenceEvent:
-        record, timing = self.record, _timing(self.record)
-        served = record.served
-        return InferenceEvent(
-            ts=datetime.fromtimestamp(self.ended, UTC), request_id=request_id(record),
-            model=served.name if served is not None else record.model,
-            version=served.version.version if served is not None else 0,
-            alias=alias_of(record.asked_version),
-            protocol=PROTOCOLS.get(self.protocol, self.protocol), status=self.status,
-            error_type=None if self.ok else self.status, latency_s=self.latency_s,
-            queue_s=timing[0], compute_s=timing[1], batch_size=timing[2],
-            request_bytes=record.request_bytes, response_bytes=self.response_bytes,
-            inputs=_input_infos(record), outputs=_output_infos(self))
+    def event_row(self) -> tuple[Any, ...]:
+        """The request's event in `STORED_EVENTS_SCHEMA` order (time in microseconds,
+        tensor lists as JSON)."""
+        record, served = self.record, self.record.served
+        queue_s, compute_s, batch_rows = _timing(record)
+        return (int(self.ended * 1_000_000), request_id(record),
+                served.name if served is not None else record.model,
+                served.version.version if served is not None else 0,
+                alias_of(record.asked_version), PROTOCOLS.get(self.protocol, self.protocol),
+                self.status, None if self.ok else self.status, self.latency_s, queue_s,
+                compute_s, batch_rows, record.request_bytes, self.response_bytes,
+                _inputs_json(record), _outputs_json(self))
 
     def rows(self) -> tuple[str, int, RequestRows] | None:
-        served, pending = self.record.served, self.record.pending
-        if served is None or pending is None or _results(self.record) is None:
+        """(model, version, itself) when it reached a model's queue; whether it has outputs
+        is asked only if the sampler keeps it (`tensors`)."""
+        served = self.record.served
+        if served is None or self.record.pending is None:
             return None
         return served.name, served.version.version, self
 
@@ -104,8 +110,44 @@ class ClosedRequest:
     def request_id(self) -> str:
         return request_id(self.record)
 
-    def columns(self) -> dict[str, np.ndarray]:
-        return sampled_columns(self.record)
+    def tensors(self) -> tuple[SignatureLayout, dict[str, np.ndarray]] | None:
+        """Its input tensors by name and its outputs as `output:<name>`."""
+        record = self.record
+        results = _results(record)
+        if results is None or record.served is None or record.pending is None:
+            return None
+        outputs = {output_column(name): values for name, values in results.items()}
+        return SignatureLayout(record.served.version.signature), \
+            {**record.pending.queued.inputs, **outputs}
+
+
+class SignatureLayout:
+    """Tensors to columns by a version's signature (`ferry.monitor.columns`). Equal when the
+    signature is the same object: every request of one served version shares it."""
+
+    __slots__ = ("signature",)
+
+    def __init__(self, signature: Signature):
+        self.signature = signature
+
+    def __hash__(self) -> int:
+        return id(self.signature)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SignatureLayout) and other.signature is self.signature
+
+    def columns(self, tensors: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = {spec.name for spec in self.signature.inputs}
+        outputs = {spec.name: tensors[output_column(spec.name)]
+                   for spec in self.signature.outputs if output_column(spec.name) in tensors}
+        return {**input_columns(self.signature, {name: values for name, values in tensors.items()
+                                                 if name in names}),
+                **output_columns(self.signature, outputs)}
+
+
+def event_table(closed: Sequence[ClosedRequest]) -> pa.Table:
+    """The events of `closed` as one table: a tuple per request, then an array per column."""
+    return from_columns(list(zip(*(item.event_row() for item in closed), strict=True)))
 
 
 def _timing(record: RequestRecord) -> tuple[float, float, int]:
@@ -134,25 +176,28 @@ def alias_of(asked: str | None) -> str | None:
     return None if asked is None or asked.isdigit() else asked
 
 
-def _input_infos(record: RequestRecord) -> tuple[TensorInfo, ...]:
+def _inputs_json(record: RequestRecord) -> str:
     if record.pending is None:
-        return ()
-    return tuple(_info(i.name, i.datatype, tuple(i.shape))
-                 for i in record.pending.request.inputs)
+        return tensors_json(())
+    return tensors_json(tuple([(tensor.name, tensor.datatype, tensor.shape)
+                               for tensor in record.pending.request.inputs]))
 
 
-def _output_infos(closed: ClosedRequest) -> tuple[TensorInfo, ...]:
+def _outputs_json(closed: ClosedRequest) -> str:
     results = _results(closed.record) if closed.ok else None
     if results is None or closed.record.pending is None:
-        return ()
-    return tuple(_info(spec.name, from_signature(spec.dtype), results[spec.name].shape)
-                 for spec in closed.record.pending.wanted if spec.name in results)
+        return tensors_json(())
+    return _outputs_described(tuple([(spec.name, spec.dtype, results[spec.name].shape)
+                                     for spec in closed.record.pending.wanted
+                                     if spec.name in results]))
 
 
-@functools.lru_cache(maxsize=4096)
-def _info(name: str, datatype: str, shape: tuple[int, ...]) -> TensorInfo:
-    """One object per distinct tensor description: a model's requests repeat a few."""
-    return TensorInfo(name, datatype, shape)
+@functools.lru_cache(maxsize=TENSOR_JSON_CACHE)
+def _outputs_described(outputs: TensorDescription) -> str:
+    """`tensors_json` of outputs described with signature dtypes (cached, so the datatype
+    is looked up once per distinct list, not per request)."""
+    return tensors_json(tuple((name, from_signature(dtype), shape)
+                              for name, dtype, shape in outputs))
 
 
 def _results(record: RequestRecord) -> dict[str, np.ndarray] | None:
@@ -162,14 +207,3 @@ def _results(record: RequestRecord) -> dict[str, np.ndarray] | None:
             or future.exception() is not None:
         return None
     return future.result()
-
-
-def sampled_columns(record: RequestRecord) -> dict[str, np.ndarray]:
-    """The request's rows as columns (`ferry.monitor.columns`: inputs by feature, outputs as
-    `output:<name>`)."""
-    results = _results(record)
-    if results is None or record.served is None or record.pending is None:
-        return {}
-    signature = record.served.version.signature
-    return {**input_columns(signature, record.pending.queued.inputs),
-            **output_columns(signature, results)}

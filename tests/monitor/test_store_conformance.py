@@ -21,6 +21,7 @@ from ferry.monitor.store import (
     events_from_table,
     open_store,
 )
+from ferry.monitor.store.event_chunks import stored_events
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -75,6 +76,38 @@ def test_bad_events_are_refused_and_none_of_the_batch_written(store: MonitoringS
         store.events(MODEL, since=naive)
 
     assert store.events(MODEL).num_rows == 0
+
+
+def test_newest_events_are_found_across_many_appends_of_several_versions(
+        store: MonitoringStore) -> None:
+    """`limit` reads stored chunks newest first: the newest of version 1 must be found even
+    when later appends hold only version 2, and out-of-order appends must not hide one."""
+    for i in range(40):
+        store.append_events([event(f"v1-{i}", ts=NOW + i * HOUR)])
+    store.append_events([event("v1-late", ts=NOW + 41 * HOUR), event("v1-early", ts=NOW + HOUR / 2)])
+    for i in range(40):
+        store.append_events([event(f"v2-{i}", ts=NOW + (50 + i) * HOUR, version=2)])
+
+    assert request_ids(store.events(MODEL, version=1, limit=3)) == ["v1-38", "v1-39", "v1-late"]
+    assert request_ids(store.events(MODEL, limit=2)) == ["v2-38", "v2-39"]
+    assert request_ids(store.events(MODEL, version=1, until=NOW + 2 * HOUR, limit=2)) \
+        == ["v1-early", "v1-1"]
+    assert store.events(MODEL).num_rows == 82
+
+
+def test_an_event_table_missing_a_column_or_a_value_is_refused(store: MonitoringStore) -> None:
+    table = stored_events([event("a"), event("b")])
+    with pytest.raises(InvalidInputError, match="lack the columns status"):
+        store.append_event_table(table.drop_columns(["status"]))
+    nulls = table.set_column(table.schema.get_field_index("request_id"), "request_id",
+                             pa.array([None, "b"], pa.string()))
+    with pytest.raises(InvalidInputError, match="request_id must not be null"):
+        store.append_event_table(nulls)
+    with pytest.raises(InvalidInputError, match="version"):
+        store.append_event_table(table.set_column(3, "version", pa.array(["x", "y"])))
+
+    store.append_event_table(table)
+    assert request_ids(store.events(MODEL)) == ["a", "b"]
 
 
 # -- samples ----------------------------------------------------------------------------------

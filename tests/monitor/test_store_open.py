@@ -1,5 +1,5 @@
 """Opening stores by URL, the embedded default under FERRY_HOME, the names shared with the
-server, and the merging of small sample chunks in the embedded store."""
+server, the merging of small chunks in the embedded store, and its migrations."""
 
 from __future__ import annotations
 
@@ -7,14 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alembic import command
+from alembic.config import Config
 from monitor_data import MODEL, NOW, event, sampled
 from sqlalchemy import func, select
 
+from ferry import sql as ferry_sql
 from ferry.errors import InvalidInputError
-from ferry.monitor.events import Outcome
-from ferry.monitor.store import MemoryStore, SqlStore, default_url, open_store
+from ferry.monitor.events import Outcome, TensorInfo
+from ferry.monitor.store import (
+    MemoryStore,
+    SqlStore,
+    default_url,
+    events_from_table,
+    open_store,
+)
 from ferry.monitor.store.compaction import COMPACT_FANIN, mergeable, tier
-from ferry.monitor.store.schema import sample_chunks
+from ferry.monitor.store.engines import MIGRATIONS
+from ferry.monitor.store.records import MICROSECOND
+from ferry.monitor.store.schema import event_chunks, sample_chunks
 from ferry.serve.outcomes import STATUS
 
 
@@ -74,3 +85,47 @@ def test_many_small_appends_are_merged_and_read_back_intact(tmp_path: Path) -> N
     assert table["row"].to_pylist()[:4] == [0, 1, 2, 0]
     np.testing.assert_array_equal(table["x"].to_numpy()[:3], [0.0, 1.0, 2.0])
     assert table["label"].to_pylist()[:3] == [None, None, "yes"]
+
+
+def test_many_small_event_appends_are_merged_per_model(tmp_path: Path) -> None:
+    with SqlStore.embedded(f"sqlite:///{tmp_path / 'm.db'}") as store:
+        for i in range(COMPACT_FANIN * 2):
+            store.append_events([event(f"e{i:03}", ts=NOW + i * MICROSECOND),
+                                 event(f"w{i:03}", model="wine")])
+        with store.engine.connect() as connection:
+            chunks = connection.execute(select(event_chunks.c.model, func.count())
+                                        .group_by(event_chunks.c.model)).all()
+
+        ids = store.events(MODEL)["request_id"].to_pylist()
+
+    assert sorted(chunks) == [(MODEL, 2), ("wine", 2)]  # 32 one-event chunks each became 2
+    assert ids == [f"e{i:03}" for i in range(COMPACT_FANIN * 2)]
+
+
+def test_events_stored_as_rows_by_the_first_schema_move_into_chunks(tmp_path: Path) -> None:
+    """A monitoring.db written before events became chunks keeps its events."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = ferry_sql.sqlite_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO monitor_events (ts_us, request_id, model, version, alias, protocol,"
+            " status, error_type, latency_s, queue_s, compute_s, batch_size, request_bytes,"
+            " response_bytes, inputs, outputs) VALUES"
+            " (1000000, 'b', 'iris', 1, NULL, 'rest', 'ok', NULL, 0.5, 0.1, 0.2, 3, 10, 20,"
+            " '[{\"name\":\"X\",\"datatype\":\"FP32\",\"shape\":[3,4]}]', '[]'),"
+            " (0, 'a', 'iris', 2, 'prod', 'grpc', 'invalid_input', 'invalid_input', 0.25,"
+            " 0, 0, 0, 5, 0, '[]', '[]'), (5, 'w', 'wine', 1, NULL, 'rest', 'ok', NULL,"
+            " 1, 0, 0, 1, 1, 1, '[]', '[]')")
+    engine.dispose()
+
+    with open_store(url) as store:
+        iris = events_from_table(store.events(MODEL))
+        assert [e.request_id for e in events_from_table(store.events("wine"))] == ["w"]
+
+    assert [(e.request_id, e.version, e.alias, e.latency_s) for e in iris] == \
+        [("a", 2, "prod", 0.25), ("b", 1, None, 0.5)]
+    assert iris[1].inputs == (TensorInfo("X", "FP32", (3, 4)),) and iris[1].outputs == ()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy import stats
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from conftest import build_registry
@@ -167,6 +168,19 @@ def test_sampler_keeps_every_row_up_to_the_cap_then_a_uniform_reservoir() -> Non
     assert values.min() < 100 and values.max() >= 900  # early and late rows both kept
     sampler.add("m", 1, _rows("c", 3000.1, 3))
     assert _kept(sampler.take(3000.2, final=True)) == 3  # shutdown takes the open second
+
+
+def test_past_the_cap_every_row_of_a_second_is_equally_likely_to_be_kept() -> None:
+    """The reservoir's jumps (algorithm L) keep a uniform sample: over 100 seconds of 5,000
+    rows each, the kept rows spread evenly over the second's ten stretches of 500."""
+    sampler, kept = Sampler(per_second=100, seed=7), np.zeros(10)
+    for second in range(100):
+        for i in range(500):
+            sampler.add("m", 1, _rows(f"r{i}", second + 0.5, 10))
+        for sample in sampler.take(second + 1.0, final=False):
+            kept += np.bincount(np.asarray(sample.columns["x"]) // 500, minlength=10)
+    assert kept.sum() == 100 * 100
+    assert stats.chisquare(kept).pvalue > 0.001
 
 
 def _rows(request_id: str, ended: float, count: int) -> GivenRows:

@@ -4,11 +4,13 @@
 CPython). When `queue_size` requests wait, or the payloads waiting pass `max_queued_bytes`,
 a request is dropped (or queued without its payload) and counted; nothing waits for the
 store. The thread also applies the store's retention once an hour. It wakes every
-`flush_interval_s`, or sooner once `flush_events` wait, builds
-the events and the sampled rows there (off the request path), and writes each kind with one
-store call. `close()` writes what is left, reservoirs included. A process killed with SIGKILL
-loses what was not yet written: at most the last `flush_interval_s` of requests (1 s by
-default) and the current second's reservoir.
+`flush_interval_s`, or sooner once `flush_events` wait, builds the events as one table
+(`events_of`, column by column) and the sampled rows there (off the request path), and
+writes each kind with one store call. It works in slices of `SLICE` requests and yields the
+interpreter between them, so a request waiting for the GIL waits for a slice (about a
+millisecond), not a whole flush. `close()` writes what is left, reservoirs included. A
+process killed with SIGKILL loses what was not yet written: at most the last
+`flush_interval_s` of requests (1 s by default) and the current second's reservoir.
 """
 
 from __future__ import annotations
@@ -17,18 +19,24 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import pyarrow as pa
 
 from ferry.monitor.capture.sampler import RequestRows, Sampler
 from ferry.monitor.capture.settings import CaptureSettings
-from ferry.monitor.events import InferenceEvent
 from ferry.monitor.store import MonitoringStore
 
 log = logging.getLogger("ferry.capture")
 
 PURGE_INTERVAL_S = 3600.0
 """How often the writer thread applies the store's retention (`MonitoringStore.purge`)."""
+SLICE = 256
+"""Requests turned into records between two yields of the interpreter."""
+YIELD_S = 0.0001
+"""How long the thread sleeps between slices. Not 0: `sleep(0)` hands the GIL back but not
+the core, and a server pinned to one core would see the writer take the GIL again at once."""
 QUEUE_FULL = "queue_full"
 STORE_FAILED = "store_failed"
 
@@ -40,17 +48,20 @@ class Captured(Protocol):
     def payload_bytes(self) -> int:
         """Bytes of tensors it holds for sampling (0: none)."""
 
-    def event(self) -> InferenceEvent: ...
-
     def rows(self) -> tuple[str, int, RequestRows] | None:
         """(model, version, its rows) to sample, or None."""
 
 
+EventsOf = Callable[[Sequence[Any]], pa.Table]
+"""Finished requests as one table of events (`ferry.monitor.store.event_chunks`)."""
+
+
 class Capture:
-    def __init__(self, store: MonitoringStore, settings: CaptureSettings,
+    def __init__(self, store: MonitoringStore, settings: CaptureSettings, events_of: EventsOf,
                  on_drop: Callable[[str], None] = lambda reason: None):
         self.store = store
         self.settings = settings
+        self.events_of = events_of
         self.on_drop = on_drop
         self.dropped = 0
         self._queue: deque[Captured] = deque()
@@ -58,7 +69,8 @@ class Capture:
         self._sampler = Sampler(settings.sample_rows_per_s)
         self._wake = threading.Event()
         self._stopping = False
-        self._purged_at = 0.0
+        self._purged_at: float | None = None
+        """When retention last ran (monotonic seconds); None: not yet, so the first flush does."""
         self._thread = threading.Thread(target=self._run, name="ferry-capture", daemon=True)
         self._thread.start()
 
@@ -91,14 +103,15 @@ class Capture:
         while not self._stopping:
             self._wake.wait(self.settings.flush_interval_s)
             self._wake.clear()
-            self._write(self._drain(), final=False)
+            drained_at = time.time()
+            self._write(self._drain(), drained_at, final=False)
             self._purge_when_due()
-        self._write(self._drain(), final=True)
+        self._write(self._drain(), time.time(), final=True)
 
     def _purge_when_due(self) -> None:
         """Retention: old events, samples and results leave the store once an hour."""
         now = time.monotonic()
-        if now - self._purged_at < PURGE_INTERVAL_S:
+        if self._purged_at is not None and now - self._purged_at < PURGE_INTERVAL_S:
             return
         self._purged_at = now
         try:
@@ -111,13 +124,14 @@ class Capture:
         self._queued_bytes -= sum(item.payload_bytes for item in taken)
         return taken
 
-    def _write(self, items: list[Captured], *, final: bool) -> None:
+    def _write(self, items: list[Captured], drained_at: float, *, final: bool) -> None:
+        """Write `items`, and the sampled rows of every second that ended before they were
+        drained (a later second may still be receiving requests: its rows wait)."""
         try:
-            events = [item.event() for item in items]
-            self._sample(items)
-            samples = self._sampler.take(time.time(), final=final)
-            if events:
-                self.store.append_events(events)
+            events = self._events(items)
+            samples = self._sampler.take(drained_at, final=final)
+            if events is not None:
+                self.store.append_event_table(events)
             if samples:
                 self.store.append_samples(samples)
         except Exception:  # the store is down or full: count, keep serving
@@ -125,6 +139,16 @@ class Capture:
                           len(items))
             for _ in items:
                 self._drop(STORE_FAILED)
+
+    def _events(self, items: list[Captured]) -> pa.Table | None:
+        """The events of `items`, their rows offered to the sampler, a slice at a time."""
+        tables = []
+        for start in range(0, len(items), SLICE):
+            part = items[start:start + SLICE]
+            tables.append(self.events_of(part))
+            self._sample(part)
+            time.sleep(YIELD_S)
+        return pa.concat_tables(tables) if tables else None
 
     def _sample(self, items: list[Captured]) -> None:
         for item in items:

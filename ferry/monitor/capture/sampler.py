@@ -1,13 +1,18 @@
 """Which captured rows are kept: all of them up to `per_second` per model version per second,
 then a reservoir of that size over the rest of the second (Vitter's algorithm R), so a burst
-keeps a uniform sample of itself. A second's rows are emitted once it has ended."""
+keeps a uniform sample of itself. A second's rows are emitted once it has ended.
+
+The sampler sees every captured request, so what it does per request is a few Python
+operations: past the cap it jumps from one kept row to the next (algorithm L), and its random
+numbers are drawn `UNIFORM_BATCH` at a time, not one call each."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -15,12 +20,23 @@ from ferry.monitor.events import SampledRows
 
 Key = tuple[str, int]
 """(model, version)."""
+UNIFORM_BATCH = 4096
+"""Uniform draws fetched from the generator at once (one call costs about a microsecond)."""
+
+
+class Layout(Protocol):
+    """How a request's tensors become columns (hashable: requests whose layouts are equal are
+    stacked tensor by tensor first, then flattened once for the whole block)."""
+
+    def __hash__(self) -> int: ...
+
+    def columns(self, tensors: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
 
 
 class RequestRows(Protocol):
     """The rows of one answered request. The sampler reads `ended` and `count` for every
-    request, and calls `columns()` and `request_id()` only for those it keeps, when their
-    second ends: building columns is most of a capture's cost."""
+    request, and calls `tensors()` and `request_id()` only for those it keeps, when their
+    second ends."""
 
     @property
     def ended(self) -> float:
@@ -31,7 +47,22 @@ class RequestRows(Protocol):
 
     def request_id(self) -> str: ...
 
-    def columns(self) -> Mapping[str, np.ndarray]: ...
+    def tensors(self) -> tuple[Layout, Mapping[str, np.ndarray]] | None:
+        """Its tensors by name, the row first in each, and how they become columns; None
+        when it has none to give (it failed)."""
+
+
+class AsColumns:
+    """The layout of tensors that are columns already."""
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsColumns)
+
+    def columns(self, tensors: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        return tensors
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +80,14 @@ class GivenRows:
     def request_id(self) -> str:
         return self.given_id
 
-    def columns(self) -> Mapping[str, np.ndarray]:
-        return self.given_columns
+    def tensors(self) -> tuple[Layout, Mapping[str, np.ndarray]]:
+        return AsColumns(), self.given_columns
 
 
 class Sampler:
     def __init__(self, per_second: int, seed: int | None = None):
         self.per_second = per_second
-        self._rng = np.random.default_rng(seed)
+        self._uniforms = _Uniforms(np.random.default_rng(seed))
         self._seconds: dict[Key, _Second] = {}
         self._finished: list[tuple[Key, _Second]] = []
         """Seconds that ended while rows of a later second arrived, not yet taken."""
@@ -69,8 +100,9 @@ class Sampler:
         if current is None or current.second != second:
             if current is not None:
                 self._finished.append(((model, version), current))
-            current = self._seconds[(model, version)] = _Second(second, self.per_second)
-        current.add(rows, self._rng)
+            current = _Second(second, self.per_second, self._uniforms)
+            self._seconds[(model, version)] = current
+        current.add(rows)
 
     def take(self, now: float, *, final: bool) -> list[SampledRows]:
         """The rows of every second that has ended (all of them when `final`)."""
@@ -83,57 +115,103 @@ class Sampler:
 
 
 class _Second:
-    """One model version's kept rows within one second: the reservoir's slots."""
+    """One model version's kept rows within one second: the reservoir's slots.
 
-    def __init__(self, second: int, capacity: int):
+    Once the slots are full, Li's algorithm L draws how many rows to pass over before the
+    next one replaces a slot (the same uniform sample as algorithm R), so a request that no
+    slot takes costs a subtraction, not a random draw per row."""
+
+    def __init__(self, second: int, capacity: int, uniforms: _Uniforms):
         self.second = second
         self.capacity = capacity
         self.seen = 0
         self.kept: list[tuple[RequestRows, int]] = []
+        self._uniforms = uniforms
+        self._weight = 1.0
+        self._next = 0
+        """The number (counted from 1) of the next row to take once the slots are full."""
 
-    def add(self, rows: RequestRows, rng: np.random.Generator) -> None:
-        for row in range(rows.count):
-            self.seen += 1
-            if len(self.kept) < self.capacity:
-                self.kept.append((rows, row))
-                continue
-            slot = int(rng.integers(self.seen))
-            if slot < self.capacity:
-                self.kept[slot] = (rows, row)
+    def add(self, rows: RequestRows) -> None:
+        start, count = self.seen, rows.count
+        self.seen += count
+        filled = min(count, self.capacity - len(self.kept))
+        if filled > 0:
+            self.kept += [(rows, row) for row in range(filled)]
+            if len(self.kept) == self.capacity:
+                self._next = start + filled
+                self._skip()
+        while self.capacity and self._next <= self.seen and len(self.kept) == self.capacity:
+            slot = int(self._uniforms.next() * self.capacity)
+            self.kept[slot] = (rows, self._next - start - 1)
+            self._skip()
+
+    def _skip(self) -> None:
+        """Advance `_next` past the rows no slot takes (algorithm L's geometric jump)."""
+        self._weight *= math.exp(math.log(1.0 - self._uniforms.next()) / self.capacity)
+        jump = math.log(1.0 - self._uniforms.next()) / math.log1p(-self._weight) \
+            if self._weight < 1.0 else math.inf
+        self._next += int(min(jump, 2.0**62)) + 1
 
     def rows(self, model: str, version: int) -> list[SampledRows]:
-        """The kept rows as one block per set of columns (columns built only now, for the
-        kept requests): one store append per second, not one per request."""
+        """The kept rows as one block per layout and set of tensors (tensors stacked only now,
+        for the kept requests): one store append per second, not one per request."""
         by_request: dict[int, tuple[RequestRows, list[int]]] = {}
         for rows, row in self.kept:
             by_request.setdefault(id(rows), (rows, []))[1].append(row)
-        blocks: dict[tuple[str, ...], _Block] = {}
+        blocks: dict[tuple[Any, ...], _Block] = {}
         for rows, index in by_request.values():
-            columns = rows.columns()
-            if columns:
-                blocks.setdefault(tuple(columns), _Block()).add(rows, sorted(index), columns)
+            found = rows.tensors()
+            if found is not None and found[1]:
+                layout, tensors = found
+                block = blocks.setdefault(_block_key(layout, tensors), _Block(layout))
+                block.add(rows, sorted(index), tensors)
         ts = datetime.fromtimestamp(self.second, UTC)
-        return [block.sampled(ts, model, version) for block in blocks.values()]
+        return [sampled for block in blocks.values()
+                if (sampled := block.sampled(ts, model, version)) is not None]
+
+
+def _block_key(layout: Layout, tensors: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
+    """Requests stack into one block when their layouts, tensor names and shapes past the
+    row axis agree."""
+    return layout, *((name, np.shape(values)[1:]) for name, values in tensors.items())
+
+
+class _Uniforms:
+    """Uniform numbers in [0, 1), drawn from `rng` a batch at a time."""
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng = rng
+        self._batch: list[float] = []
+
+    def next(self) -> float:
+        if not self._batch:
+            self._batch = self._rng.random(UNIFORM_BATCH).tolist()
+        return self._batch.pop()
 
 
 class _Block:
-    """Kept rows of several requests that share their columns."""
+    """Kept rows of several requests that share a layout and tensor names."""
 
-    def __init__(self) -> None:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
         self.parts: dict[str, list[np.ndarray]] = {}
         self.requests: list[str] = []
         self.numbers: list[int] = []
 
     def add(self, rows: RequestRows, index: list[int],
-            columns: Mapping[str, np.ndarray]) -> None:
+            tensors: Mapping[str, np.ndarray]) -> None:
         every = len(index) == rows.count
-        for name, values in columns.items():
+        for name, values in tensors.items():
             self.parts.setdefault(name, []).append(values if every else values[index])
         self.requests += [rows.request_id()] * len(index)
         self.numbers += index
 
-    def sampled(self, ts: datetime, model: str, version: int) -> SampledRows:
+    def sampled(self, ts: datetime, model: str, version: int) -> SampledRows | None:
+        stacked = {name: parts[0] if len(parts) == 1 else np.concatenate(parts)
+                   for name, parts in self.parts.items()}
+        columns = self.layout.columns(stacked)
+        if not columns:
+            return None
         return SampledRows(ts=ts, request_id=self.requests[0], model=model, version=version,
-                           columns={name: np.concatenate(parts)
-                                    for name, parts in self.parts.items()},
-                           row_requests=self.requests, row_numbers=self.numbers)
+                           columns=columns, row_requests=self.requests,
+                           row_numbers=self.numbers)

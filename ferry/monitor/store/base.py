@@ -21,6 +21,7 @@ import pyarrow as pa
 
 from ferry.errors import InvalidInputError
 from ferry.monitor.events import InferenceEvent, MonitorResult, SampledRows
+from ferry.monitor.store.event_chunks import stored_events
 from ferry.monitor.store.records import MICROSECOND, to_micros
 
 DEFAULT_EVENTS_RETENTION = timedelta(days=14)
@@ -70,8 +71,14 @@ class MonitoringStore(ABC):
     Every append is atomic: after a crash a reader sees a batch whole or not at all.
     """
 
+    def append_events(self, events: Sequence[InferenceEvent]) -> None:
+        """Append events given as objects (tests, tools); the capture appends tables."""
+        self.append_event_table(stored_events(events))
+
     @abstractmethod
-    def append_events(self, events: Sequence[InferenceEvent]) -> None: ...
+    def append_event_table(self, table: pa.Table) -> None:
+        """Append a table of events (`STORED_EVENTS_SCHEMA`; `event_chunks.from_columns`
+        builds one), all or none of them."""
 
     @abstractmethod
     def append_samples(self, samples: Sequence[SampledRows]) -> None: ...

@@ -15,15 +15,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from ferry.monitor.events import InferenceEvent, MonitorResult, SampledRows
+from ferry.monitor.events import MonitorResult, SampledRows
+from ferry.monitor.store import event_chunks
 from ferry.monitor.store import labels as label_rules
 from ferry.monitor.store import samples as sampling
 from ferry.monitor.store.base import Label, MonitoringStore, Retention
+from ferry.monitor.store.chunks import in_range
 from ferry.monitor.store.records import (
-    EventRow,
     check_limit,
-    event_rows,
-    events_table,
     optional_micros,
     result_from_row,
     result_row,
@@ -39,17 +38,19 @@ class MemoryStore(MonitoringStore):
     def __init__(self, retention: Retention | None = None):
         self.retention = retention or Retention()
         self._lock = threading.Lock()
-        self._events: list[EventRow] = []
+        self._events: dict[str, list[pa.Table]] = defaultdict(list)
+        """Per model, its appended event tables."""
         self._chunks: dict[sampling.VersionKey, list[pa.Table]] = defaultdict(list)
         self._sampled: dict[tuple[str, str], list[tuple[str, int, int, int]]] = defaultdict(list)
         """Per (model, request_id): (request_id, version, ts_us, row) of its sampled rows."""
         self._labels: dict[LabelKey, label_rules.LabelRow] = {}
         self._results: list[dict[str, Any]] = []
 
-    def append_events(self, events: Sequence[InferenceEvent]) -> None:
-        rows = event_rows(events)
+    def append_event_table(self, table: pa.Table) -> None:
+        parts = event_chunks.by_model(event_chunks.checked(table))
         with self._lock:
-            self._events.extend(rows)
+            for model, part in parts.items():
+                self._events[model].append(part)
 
     def append_samples(self, samples: Sequence[SampledRows]) -> None:
         chunks = sampling.chunks_by_version(samples)
@@ -65,12 +66,11 @@ class MemoryStore(MonitoringStore):
     def events(self, model: str, version: int | None = None, since: datetime | None = None,
                until: datetime | None = None, limit: int | None = None) -> pa.Table:
         low, high = optional_micros(since, "since"), optional_micros(until, "until")
-        with self._lock:
-            rows = [row for row in self._events if row[2] == model
-                    and (version is None or row[3] == version) and _within(row[0], low, high)]
-        rows.sort(key=lambda row: row[0])
         newest = check_limit(limit)
-        return events_table(rows if newest is None else rows[max(0, len(rows) - newest):])
+        with self._lock:
+            tables = list(self._events.get(model, ()))
+        return event_chunks.answer(
+            [event_chunks.selected(table, version, low, high) for table in tables], newest)
 
     def samples(self, model: str, version: int, since: datetime | None = None,
                 until: datetime | None = None) -> pa.Table:
@@ -116,16 +116,10 @@ class MemoryStore(MonitoringStore):
                     "results": self._purge_results(cutoffs.results_us)}
 
     def _purge_events(self, cutoff_us: int) -> int:
-        before = len(self._events)
-        self._events = [row for row in self._events if row[0] >= cutoff_us]
-        return before - len(self._events)
+        return sum(_purge_tables(self._events, model, cutoff_us) for model in self._events)
 
     def _purge_samples(self, cutoff_us: int) -> int:
-        removed = 0
-        for key, chunks in self._chunks.items():
-            kept = [sampling.in_range(chunk, cutoff_us, None) for chunk in chunks]
-            removed += sum(chunk.num_rows for chunk in chunks) - sum(t.num_rows for t in kept)
-            self._chunks[key] = [chunk for chunk in kept if chunk.num_rows]
+        removed = sum(_purge_tables(self._chunks, key, cutoff_us) for key in self._chunks)
         for request, keys in list(self._sampled.items()):
             kept = [key for key in keys if key[2] >= cutoff_us]
             if kept:
@@ -146,6 +140,14 @@ class MemoryStore(MonitoringStore):
 
     def close(self) -> None:
         """Nothing to release: the data lives as long as this object."""
+
+
+def _purge_tables(tables: dict[Any, list[pa.Table]], key: Any, cutoff_us: int) -> int:
+    """Keep only the rows of `tables[key]` from `cutoff_us` on; how many went."""
+    kept = [in_range(table, cutoff_us, None) for table in tables[key]]
+    removed = sum(table.num_rows for table in tables[key]) - sum(t.num_rows for t in kept)
+    tables[key] = [table for table in kept if table.num_rows]
+    return removed
 
 
 def _within(ts_us: int, low: int | None, high: int | None) -> bool:

@@ -36,8 +36,6 @@ EVENTS_SCHEMA = pa.schema([
     ("inputs", pa.list_(TENSOR)), ("outputs", pa.list_(TENSOR)),
 ])
 """What `MonitoringStore.events` answers, one row per request."""
-EVENT_COLUMNS = ("ts_us", *EVENTS_SCHEMA.names[1:])
-"""The stored row: `ts` as microseconds, `inputs` and `outputs` as JSON."""
 RESULT_COLUMNS = ("ts_us", "model", "version", "window_start_us", "window_end_us", "kind",
                   "column", "method", "statistic", "p_value", "psi", "verdict", "rows", "extra")
 _DURATIONS = ("latency_s", "queue_s", "compute_s")
@@ -69,37 +67,27 @@ def check_limit(limit: int | None) -> int | None:
 
 
 def event_row(event: InferenceEvent) -> EventRow:
-    """The stored row of `event`, in `EVENT_COLUMNS` order."""
+    """`event` as one row of values in `EVENTS_SCHEMA` order, `ts` as microseconds and the
+    tensor lists as JSON."""
     for field in _DURATIONS:
         if not math.isfinite(getattr(event, field)):
             raise InvalidInputError(f"event {field} must be a finite number of seconds")
     return (to_micros(event.ts, "event ts"), event.request_id, event.model, event.version,
             event.alias, event.protocol, event.status, event.error_type, event.latency_s,
             event.queue_s, event.compute_s, event.batch_size, event.request_bytes,
-            event.response_bytes, _tensors_json(event.inputs), _tensors_json(event.outputs))
+            event.response_bytes, tensors_json(_described(event.inputs)),
+            tensors_json(_described(event.outputs)))
 
 
 def event_rows(events: Sequence[InferenceEvent]) -> list[EventRow]:
     return [event_row(event) for event in events]
 
 
-def events_table(rows: Sequence[Sequence[Any]]) -> pa.Table:
-    """Stored rows (in `EVENT_COLUMNS` order) as an `EVENTS_SCHEMA` table."""
-    if not rows:
-        return EVENTS_SCHEMA.empty_table()
-    columns = list(zip(*rows, strict=True))
-    arrays = [pa.array(columns[0], pa.int64()).cast(TIMESTAMP)]
-    for field, values in zip(list(EVENTS_SCHEMA)[1:-2], columns[1:-2], strict=True):
-        arrays.append(pa.array(values, field.type))
-    tensors = [_tensor_column(values) for values in columns[-2:]]
-    return pa.Table.from_arrays([*arrays, *tensors], schema=EVENTS_SCHEMA)
-
-
-def _tensor_column(texts: Sequence[str]) -> pa.Array:
+def tensor_column(texts: pa.Array) -> pa.Array:
     """Stored JSON tensor lists as Arrow. A model's requests repeat a few lists, so only the
     distinct texts are parsed, by Arrow's JSON reader (seven times faster than building
     nested arrays from Python objects)."""
-    encoded = pa.array(texts, pa.string()).dictionary_encode()
+    encoded = texts.dictionary_encode()
     lines = "\n".join(f'{{"tensors":{text}}}' for text in encoded.dictionary.to_pylist())
     options = pa_json.ParseOptions(explicit_schema=pa.schema([("tensors", pa.list_(TENSOR))]))
     parsed = pa_json.read_json(pa.BufferReader(lines.encode()), parse_options=options)
@@ -117,11 +105,20 @@ def _event(row: dict[str, Any]) -> InferenceEvent:
     return InferenceEvent(**row)
 
 
+TensorDescription = tuple[tuple[str, str, tuple[int, ...]], ...]
+"""(name, datatype, shape) of each tensor of a request."""
+
+
 @functools.lru_cache(maxsize=TENSOR_JSON_CACHE)
-def _tensors_json(tensors: tuple[TensorInfo, ...]) -> str:
-    """Cached: a model's requests mostly repeat the same few tensor lists."""
-    return orjson.dumps([{"name": tensor.name, "datatype": tensor.datatype,
-                          "shape": list(tensor.shape)} for tensor in tensors]).decode()
+def tensors_json(tensors: TensorDescription) -> str:
+    """The stored JSON of a request's tensor list. Cached: a model's requests mostly repeat
+    the same few lists."""
+    return orjson.dumps([{"name": name, "datatype": datatype, "shape": list(shape)}
+                         for name, datatype, shape in tensors]).decode()
+
+
+def _described(tensors: Sequence[TensorInfo]) -> TensorDescription:
+    return tuple((tensor.name, tensor.datatype, tuple(tensor.shape)) for tensor in tensors)
 
 
 def _tensor_infos(tensors: Sequence[Mapping[str, Any]]) -> tuple[TensorInfo, ...]:

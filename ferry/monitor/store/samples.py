@@ -22,17 +22,13 @@ import pyarrow.compute as pc
 
 from ferry.errors import InvalidInputError, one_line
 from ferry.monitor.events import SampledRows
+from ferry.monitor.store.chunks import by_time, in_range
 from ferry.monitor.store.records import TIMESTAMP, to_micros
 
 RESERVED_COLUMNS = ("ts", "request_id", "row", "label")
 """The store's own columns of a samples table; no sampled column may take these names."""
 SAMPLES_SCHEMA = pa.schema([("ts", TIMESTAMP), ("request_id", pa.string()),
                             ("row", pa.int64())])
-CHUNK_ROWS = 65_536
-"""The most rows one stored chunk holds: big enough that reading a million rows decodes a
-few dozen chunks, small enough that rewriting one (purge, merge) is quick."""
-IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
-"""Zstandard frames: smaller than LZ4 or none and read as fast (bench/monitor/RESULTS.md)."""
 KEY_SEPARATOR = "\x1f"
 
 VersionKey = tuple[str, int]
@@ -103,63 +99,12 @@ def concat(tables: Sequence[pa.Table]) -> pa.Table:
         raise InvalidInputError(f"sampled columns disagree in type: {one_line(exc)}") from exc
 
 
-def split(table: pa.Table) -> list[pa.Table]:
-    return [table.slice(start, CHUNK_ROWS) for start in range(0, table.num_rows, CHUNK_ROWS)]
-
-
-def ts_span(table: pa.Table) -> tuple[int, int]:
-    """The first and last microsecond of a chunk's rows."""
-    span = pc.min_max(table["ts"].cast(pa.int64()))
-    return int(span["min"].as_py()), int(span["max"].as_py())
-
-
-def to_ipc(table: pa.Table) -> bytes:
-    """One record batch: a table concatenated from many requests' rows would otherwise keep
-    a batch per request, and each costs a header and a compressed frame per column."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema, options=IPC_OPTIONS) as writer:
-        writer.write_table(table.combine_chunks())
-    return bytes(sink.getvalue())
-
-
-def from_ipc(data: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
-
-
-def in_range(table: pa.Table, since_us: int | None, until_us: int | None) -> pa.Table:
-    """The rows with `since_us <= ts < until_us` (either bound may be open); the table
-    itself when every row is in range, which is the usual case and saves a copy."""
-    if not table.num_rows:
-        return table
-    first, last = ts_span(table)
-    low = since_us if since_us is not None and since_us > first else None
-    high = until_us if until_us is not None and until_us <= last else None
-    if low is None and high is None:
-        return table
-    ts = pc.field("ts")
-    condition = pc.scalar(True)
-    if low is not None:
-        condition &= ts >= pa.scalar(low, pa.int64()).cast(TIMESTAMP)
-    if high is not None:
-        condition &= ts < pa.scalar(high, pa.int64()).cast(TIMESTAMP)
-    return table.filter(condition)
-
-
 def answer(chunks: Sequence[pa.Table], since_us: int | None, until_us: int | None,
            labels: Sequence[StoredLabel]) -> pa.Table:
     """What `samples()` returns: the chunks' rows in the range, by time, with labels."""
     table = in_range(concat(chunks), since_us, until_us) if chunks else SAMPLES_SCHEMA.empty_table()
     table = by_time(table)
     return table.append_column("label", label_column(table, labels))
-
-
-def by_time(table: pa.Table) -> pa.Table:
-    """Sorted by `ts`, keeping the stored order of equal times (a request's rows in order);
-    chunks are stored sorted, so this is usually only the check."""
-    micros = table["ts"].cast(pa.int64()).combine_chunks()
-    if len(micros) < 2 or pc.all(pc.less_equal(micros[:-1], micros[1:])).as_py():
-        return table
-    return table.take(pc.sort_indices(micros))
 
 
 def sampled_keys(table: pa.Table) -> list[tuple[str, int, int]]:

@@ -2,7 +2,8 @@
 migrations in `migrations/` create them; their names start with `monitor_` so the store may
 share a database with the registry.
 
-    monitor_events           one row per request (times in microseconds since the epoch)
+    monitor_event_chunks     request events of one model, as Arrow IPC bytes (times in
+                             microseconds since the epoch, as in every table here)
     monitor_sample_chunks    sampled rows of one model version, as Arrow IPC bytes
     monitor_sampled_requests each sampled request and its sampled row numbers (JSON):
                              labels are checked against it
@@ -31,26 +32,15 @@ ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 
-events = Table(
-    "monitor_events", metadata,
+event_chunks = Table(
+    "monitor_event_chunks", metadata,
     Column("id", ROW_ID, primary_key=True, autoincrement=True),
-    Column("ts_us", BigInteger, nullable=False),
-    Column("request_id", String, nullable=False),
     Column("model", String, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("alias", String),
-    Column("protocol", String, nullable=False),
-    Column("status", String, nullable=False),
-    Column("error_type", String),
-    Column("latency_s", Double, nullable=False),
-    Column("queue_s", Double, nullable=False),
-    Column("compute_s", Double, nullable=False),
-    Column("batch_size", Integer, nullable=False),
-    Column("request_bytes", BigInteger, nullable=False),
-    Column("response_bytes", BigInteger, nullable=False),
-    Column("inputs", Text, nullable=False),
-    Column("outputs", Text, nullable=False),
-    Index("ix_monitor_events_model_ts", "model", "ts_us"),
+    Column("ts_min_us", BigInteger, nullable=False),
+    Column("ts_max_us", BigInteger, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_monitor_event_chunks_model_ts", "model", "ts_max_us"),
 )
 
 sample_chunks = Table(

@@ -1,16 +1,17 @@
 """The monitoring store on a SQL database: the embedded default (one SQLite file in WAL mode)
 and PostgreSQL, through the same SQLAlchemy Core statements.
 
-Events, labels and results are rows. Sampled rows are Arrow IPC chunks (`samples.py`): a
-million rows of twenty columns read back as a few dozen blobs instead of twenty million
+Request events and sampled rows are Arrow IPC chunks (`chunks.py`): a flush is one insert,
+and a million rows of twenty columns read back as a few dozen blobs instead of twenty million
 values through the driver (bench/monitor/RESULTS.md has the figures). Small chunks, which a
 quiet model leaves one per flush, are merged in tiers after each append (`compaction.py`).
+Labels, sampled request ids and results are rows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,22 +21,23 @@ from sqlalchemy import Connection, Engine, Select, Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from ferry.monitor.events import InferenceEvent, MonitorResult, SampledRows
-from ferry.monitor.store import compaction
+from ferry.monitor.events import MonitorResult, SampledRows
+from ferry.monitor.store import chunks as chunking
+from ferry.monitor.store import compaction, event_chunks
 from ferry.monitor.store import labels as label_rules
 from ferry.monitor.store import samples as sampling
 from ferry.monitor.store.base import Label, MonitoringStore, Retention
 from ferry.monitor.store.engines import postgres_engine, sqlite_engine, transaction
 from ferry.monitor.store.records import (
-    EVENT_COLUMNS,
     check_limit,
-    event_rows,
-    events_table,
     optional_micros,
     result_from_row,
     result_row,
 )
-from ferry.monitor.store.schema import events, labels, results, sample_chunks, sampled_requests
+from ferry.monitor.store.schema import (
+    event_chunks as event_chunk_table,
+)
+from ferry.monitor.store.schema import labels, results, sample_chunks, sampled_requests
 
 log = logging.getLogger("ferry.monitor")
 
@@ -58,11 +60,16 @@ class SqlStore(MonitoringStore):
     def postgres(cls, url: str, retention: Retention | None = None) -> SqlStore:
         return cls(postgres_engine(url), retention)
 
-    def append_events(self, batch: Sequence[InferenceEvent]) -> None:
-        rows = event_rows(batch)
-        if rows:
-            with transaction(self.engine, write=True) as connection:
-                _insert_rows(connection, events, EVENT_COLUMNS, rows)
+    def append_event_table(self, table: pa.Table) -> None:
+        parts = event_chunks.by_model(event_chunks.checked(table))
+        if not parts:
+            return
+        with transaction(self.engine, write=True) as connection:
+            for model, part in parts.items():
+                _insert_chunks(connection, event_chunk_table, {"model": model},
+                               _stored_form(event_chunk_table, part))
+        for model in parts:
+            self._compact_quietly(event_chunk_table, {"model": model})
 
     def append_samples(self, samples: Sequence[SampledRows]) -> None:
         chunks = sampling.chunks_by_version(samples)
@@ -70,54 +77,56 @@ class SqlStore(MonitoringStore):
             return
         with transaction(self.engine, write=True) as connection:
             for (model, version), table in chunks.items():
-                _insert_chunks(connection, model, version, sampling.by_time(table))
+                _insert_chunks(connection, sample_chunks, {"model": model, "version": version},
+                               chunking.by_time(table))
                 connection.execute(sampled_requests.insert(),
                                    _request_rows(model, version, table))
         for model, version in chunks:
-            self._compact_quietly(model, version)
+            self._compact_quietly(sample_chunks, {"model": model, "version": version})
 
-    def _compact_quietly(self, model: str, version: int) -> None:
+    def _compact_quietly(self, table: Table, key: Mapping[str, Any]) -> None:
         """Merging is upkeep: the append is committed whatever happens to it, so a failure is
         logged for the next append to retry, not raised to the writer."""
         try:
-            self.compact(model, version)
+            self.compact(table, key)
         except SQLAlchemyError:
-            log.warning("merging sample chunks of %s v%d failed", model, version, exc_info=True)
+            log.warning("merging chunks of %s %s failed", table.name, dict(key), exc_info=True)
 
-    def compact(self, model: str, version: int) -> None:
-        """Merge one tier of small chunks of a model version, if one is full."""
+    def compact(self, table: Table, key: Mapping[str, Any]) -> None:
+        """Merge one tier of the small chunks in `table` whose columns match `key`."""
         with transaction(self.engine, write=True) as connection:
             candidates = connection.execute(
-                select(sample_chunks.c.id, sample_chunks.c.rows)
-                .where(*_version(model, version), sample_chunks.c.rows < sampling.CHUNK_ROWS)
+                select(table.c.id, table.c.rows)
+                .where(*_matching(table, key), table.c.rows < chunking.CHUNK_ROWS)
                 .with_for_update(skip_locked=True)).all()
             ids = compaction.mergeable(candidates)
             if ids:
-                merged = sampling.concat(_chunk_tables(connection, ids))
-                connection.execute(delete(sample_chunks).where(sample_chunks.c.id.in_(ids)))
-                _insert_chunks(connection, model, version, sampling.by_time(merged))
+                merged = sampling.concat(_chunk_tables(connection, table, ids))
+                connection.execute(delete(table).where(table.c.id.in_(ids)))
+                merged = _stored_form(table, chunking.by_time(merged))
+                _insert_chunks(connection, table, key, merged)
 
     def events(self, model: str, version: int | None = None, since: datetime | None = None,
                until: datetime | None = None, limit: int | None = None) -> pa.Table:
-        query = select(*(events.c[name] for name in EVENT_COLUMNS)).where(
-            events.c.model == model, *_ts_range(events.c.ts_us, since, until))
-        if version is not None:
-            query = query.where(events.c.version == version)
+        low, high = optional_micros(since, "since"), optional_micros(until, "until")
         newest = check_limit(limit)
-        if newest is None:
-            query = query.order_by(events.c.ts_us, events.c.id)
-        else:
-            query = query.order_by(events.c.ts_us.desc(), events.c.id.desc()).limit(newest)
+        query = _chunk_query(event_chunk_table, {"model": model}, low, high,
+                             newest_first=newest is not None)
+        def pick(data: bytes) -> pa.Table:
+            return event_chunks.selected(chunking.from_ipc(data), version, low, high)
+
         with transaction(self.engine, write=False) as connection:
-            rows = connection.execute(query).all()
-        return events_table(rows if newest is None else rows[::-1])
+            stored = connection.execute(query)
+            tables = ([pick(data) for _, data in stored] if newest is None
+                      else _newest(stored, newest, pick))
+        return event_chunks.answer(tables, newest)
 
     def samples(self, model: str, version: int, since: datetime | None = None,
                 until: datetime | None = None) -> pa.Table:
         low, high = optional_micros(since, "since"), optional_micros(until, "until")
         with transaction(self.engine, write=False) as connection:
-            chunks = [sampling.from_ipc(data)
-                      for data in connection.scalars(_chunk_query(model, version, low, high))]
+            query = _chunk_query(sample_chunks, {"model": model, "version": version}, low, high)
+            chunks = [chunking.from_ipc(data) for _, data in connection.execute(query)]
             stored = [(row[0], row[1], row[2])
                       for row in connection.execute(_label_query(model, version, low, high))]
         return sampling.answer(chunks, low, high, stored)
@@ -149,7 +158,7 @@ class SqlStore(MonitoringStore):
     def purge(self, now: datetime | None = None) -> dict[str, int]:
         cutoffs = self.retention.cutoffs(now)
         with transaction(self.engine, write=True) as connection:
-            return {"events": _delete_before(connection, events.c.ts_us, cutoffs.events_us),
+            return {"events": _purge_chunks(connection, event_chunk_table, cutoffs.events_us),
                     "samples": _purge_samples(connection, cutoffs.samples_us),
                     "labels": _delete_before(connection, labels.c.ts_us, cutoffs.samples_us),
                     "results": _delete_before(connection, results.c.ts_us, cutoffs.results_us)}
@@ -158,8 +167,21 @@ class SqlStore(MonitoringStore):
         self.engine.dispose()
 
 
-def _version(model: str, version: int) -> tuple[Any, ...]:
-    return sample_chunks.c.model == model, sample_chunks.c.version == version
+def _matching(table: Table, key: Mapping[str, Any]) -> list[Any]:
+    return [table.c[name] == value for name, value in key.items()]
+
+
+def _newest(stored: Iterable[Any], limit: int,
+            pick: Callable[[bytes], pa.Table]) -> list[pa.Table]:
+    """The picked events of chunks read newest first, until no older chunk can hold one of
+    the newest `limit` of them: `ferry log` decodes a few chunks, not the whole range."""
+    tables: list[pa.Table] = []
+    for ts_max_us, data in stored:
+        cutoff = event_chunks.newest_ts(tables, limit)
+        if cutoff is not None and ts_max_us < cutoff:
+            break
+        tables.append(pick(data))
+    return tables
 
 
 def _ts_range(column: Any, since: datetime | None, until: datetime | None) -> list[Any]:
@@ -170,13 +192,17 @@ def _micros_range(column: Any, low: int | None, high: int | None) -> list[Any]:
     return ([] if low is None else [column >= low]) + ([] if high is None else [column < high])
 
 
-def _chunk_query(model: str, version: int, low: int | None, high: int | None) -> Select[Any]:
-    """The chunks holding rows in [low, high), in the order of their index."""
-    chunks = sample_chunks.c
-    overlapping = ([] if low is None else [chunks.ts_max_us >= low]) + \
-        ([] if high is None else [chunks.ts_min_us < high])
-    return (select(chunks.data).where(*_version(model, version), *overlapping)
-            .order_by(chunks.ts_max_us, chunks.id))
+def _chunk_query(table: Table, key: Mapping[str, Any], low: int | None, high: int | None,
+                 *, newest_first: bool = False) -> Select[Any]:
+    """(ts_max_us, data) of the chunks holding rows in [low, high), in the order of their
+    index (newest first when asked)."""
+    overlapping = ([] if low is None else [table.c.ts_max_us >= low]) + \
+        ([] if high is None else [table.c.ts_min_us < high])
+    order: list[Any] = [table.c.ts_max_us, table.c.id]
+    if newest_first:
+        order = [column.desc() for column in order]
+    return (select(table.c.ts_max_us, table.c.data).where(*_matching(table, key), *overlapping)
+            .order_by(*order))
 
 
 def _label_query(model: str, version: int, low: int | None, high: int | None) -> Select[Any]:
@@ -185,32 +211,31 @@ def _label_query(model: str, version: int, low: int | None, high: int | None) ->
         *_micros_range(labels.c.ts_us, low, high))
 
 
-def _insert_rows(connection: Connection, table: Table, columns: Sequence[str],
-                 rows: list[tuple[Any, ...]]) -> None:
-    """Many rows through the driver's executemany: a third of the time SQLAlchemy takes to
-    bind a thousand events one parameter at a time."""
-    statement = table.insert().compile(dialect=connection.dialect, column_keys=list(columns))
-    if statement.positional and list(statement.positiontup or ()) == list(columns):
-        connection.exec_driver_sql(str(statement), rows)
-    else:
-        connection.exec_driver_sql(str(statement),
-                                   [dict(zip(columns, row, strict=True)) for row in rows])
+def _insert_chunks(connection: Connection, table: Table, key: Mapping[str, Any],
+                   rows: pa.Table) -> None:
+    """`rows`, ordered by time, as chunks of `table` with the key columns `key`."""
+    stored = []
+    for part in chunking.split(rows):
+        first, last = chunking.ts_span(part)
+        stored.append({**key, "ts_min_us": first, "ts_max_us": last, "rows": part.num_rows,
+                       "data": chunking.to_ipc(part)})
+    if stored:
+        connection.execute(table.insert(), stored)
 
 
-def _insert_chunks(connection: Connection, model: str, version: int, table: pa.Table) -> None:
-    rows = []
-    for part in sampling.split(table):
-        first, last = sampling.ts_span(part)
-        rows.append({"model": model, "version": version, "ts_min_us": first, "ts_max_us": last,
-                     "rows": part.num_rows, "data": sampling.to_ipc(part)})
-    if rows:
-        connection.execute(sample_chunks.insert(), rows)
+def _chunk_tables(connection: Connection, table: Table, ids: Sequence[int]) -> list[pa.Table]:
+    query = (select(table.c.data).where(table.c.id.in_(ids))
+             .order_by(table.c.ts_max_us, table.c.id))
+    return [_read_form(table, chunking.from_ipc(data)) for data in connection.scalars(query)]
 
 
-def _chunk_tables(connection: Connection, ids: Sequence[int]) -> list[pa.Table]:
-    query = (select(sample_chunks.c.data).where(sample_chunks.c.id.in_(ids))
-             .order_by(sample_chunks.c.ts_max_us, sample_chunks.c.id))
-    return [sampling.from_ipc(data) for data in connection.scalars(query)]
+def _read_form(table: Table, rows: pa.Table) -> pa.Table:
+    """A decoded chunk in the form tables of its kind concatenate in (events unpacked)."""
+    return event_chunks.unpacked(rows) if table is event_chunk_table else rows
+
+
+def _stored_form(table: Table, rows: pa.Table) -> pa.Table:
+    return event_chunks.packed(rows) if table is event_chunk_table else rows
 
 
 def _request_rows(model: str, version: int, table: pa.Table) -> list[dict[str, Any]]:
@@ -254,22 +279,28 @@ def _delete_before(connection: Connection, column: Any, cutoff_us: int) -> int:
     return int(connection.execute(delete(column.table).where(column < cutoff_us)).rowcount)
 
 
-def _purge_samples(connection: Connection, cutoff: int) -> int:
-    """Drop chunks wholly before the cutoff and trim the ones that straddle it."""
-    old = sample_chunks.c.ts_min_us < cutoff
-    dropped = connection.scalar(select(func.coalesce(func.sum(sample_chunks.c.rows), 0))
-                                .where(sample_chunks.c.ts_max_us < cutoff))
-    connection.execute(delete(sample_chunks).where(sample_chunks.c.ts_max_us < cutoff))
+def _purge_samples(connection: Connection, cutoff_us: int) -> int:
+    removed = _purge_chunks(connection, sample_chunks, cutoff_us)
+    _delete_before(connection, sampled_requests.c.ts_us, cutoff_us)
+    return removed
+
+
+def _purge_chunks(connection: Connection, table: Table, cutoff_us: int) -> int:
+    """Drop the chunks wholly before the cutoff and trim the ones that straddle it; how many
+    rows went."""
+    dropped = connection.scalar(select(func.coalesce(func.sum(table.c.rows), 0))
+                                .where(table.c.ts_max_us < cutoff_us))
+    connection.execute(delete(table).where(table.c.ts_max_us < cutoff_us))
     straddling = connection.execute(
-        select(sample_chunks).where(old).with_for_update()).all()
-    trimmed = sum(_trim(connection, row, cutoff) for row in straddling)
-    _delete_before(connection, sampled_requests.c.ts_us, cutoff)
+        select(table).where(table.c.ts_min_us < cutoff_us).with_for_update()).all()
+    trimmed = sum(_trim(connection, table, row, cutoff_us) for row in straddling)
     return int(dropped or 0) + trimmed
 
 
-def _trim(connection: Connection, chunk: Any, cutoff_us: int) -> int:
+def _trim(connection: Connection, table: Table, chunk: Any, cutoff_us: int) -> int:
     """Rewrite one chunk without its rows before the cutoff; how many rows went."""
-    kept = sampling.in_range(sampling.from_ipc(chunk.data), cutoff_us, None)
-    connection.execute(delete(sample_chunks).where(sample_chunks.c.id == chunk.id))
-    _insert_chunks(connection, chunk.model, chunk.version, kept)
+    kept = chunking.in_range(_read_form(table, chunking.from_ipc(chunk.data)), cutoff_us, None)
+    connection.execute(delete(table).where(table.c.id == chunk.id))
+    key = {name: getattr(chunk, name) for name in ("model", "version") if name in table.c}
+    _insert_chunks(connection, table, key, _stored_form(table, kept))
     return int(chunk.rows) - kept.num_rows
