@@ -14,6 +14,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from zoo import churn_frame
 
 import ferry
 from ferry.errors import (
@@ -24,20 +25,6 @@ from ferry.errors import (
 )
 from ferry.registry import Registry
 from ferry.signature import Layout, Task
-
-
-def churn_frame(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
-    """Numbers and strings, with missing values, like a customer table."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "age": rng.integers(18, 80, rows).astype(float),
-        "monthly_spend": rng.normal(50, 15, rows),
-        "plan": rng.choice(["basic", "pro", "team"], rows),
-        "region": rng.choice(["north", "south", "east"], rows),
-    })
-    frame.loc[::13, "monthly_spend"] = np.nan
-    score = (frame.age > 45).astype(int) + (frame.plan == "basic") + rng.normal(0, 0.3, rows)
-    return frame, pd.Series(np.where(score > 0.8, "churn", "stay"), name="churned")
 
 
 def churn_pipeline() -> Pipeline:

@@ -62,9 +62,9 @@ def _classifier_case(family: str, model: Any, x_train: Any, x_test: Any,
                 register_kwargs={"sample": x_train, **kwargs})
 
 
-def sklearn_pipeline() -> Case:
-    rng = np.random.default_rng(SEED)
-    rows = 800
+def churn_frame(rows: int, seed: int = SEED) -> tuple[pd.DataFrame, pd.Series]:
+    """Numbers and strings, with missing values, like a customer table."""
+    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({
         "age": rng.integers(18, 80, rows).astype(float),
         "monthly_spend": rng.normal(50, 15, rows),
@@ -73,7 +73,12 @@ def sklearn_pipeline() -> Case:
     })
     frame.loc[::13, "monthly_spend"] = np.nan
     score = (frame.age > 45).astype(int) + (frame.plan == "basic") + rng.normal(0, 0.3, rows)
-    target = np.where(score > 0.8, "churn", "stay")
+    return frame, pd.Series(np.where(score > 0.8, "churn", "stay"), name="churned")
+
+
+def sklearn_pipeline() -> Case:
+    frame, churned = churn_frame(800)
+    target = churned.to_numpy()
     numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     model = Pipeline([
         ("preprocess", ColumnTransformer([

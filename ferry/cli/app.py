@@ -17,6 +17,7 @@ from ferry.cli.output import (
     UsageError,
     command_line,
     handles_errors,
+    plain,
     print_json,
     print_table,
     stderr,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-    from ferry.registry import ModelVersion, Registry
+    from ferry.registry import ModelVersion, Registry, Report
     from ferry.runtime.predictor import Outputs
 
 app = typer.Typer(help="ferry: carry a trained model from a notebook to production.",
@@ -188,10 +189,12 @@ def versions(name: str, json_output: JsonFlag = False) -> None:
 @app.command()
 @handles_errors
 def show(uri: str, json_output: JsonFlag = False) -> None:
-    """Show a version: signature, metrics, lineage and conversion check."""
-    version = _registry().get(uri)
+    """Show a version: signature, metrics, lineage, conversion check, gate and test results."""
+    registry = _registry()
+    version = registry.get(uri)
+    reports = registry.reports(version.name, version.version)
     if json_output:
-        print_json(version)
+        print_json({**plain(version), "reports": plain(reports)})
         return
     stdout.print(f"[bold]{version.uri}[/]  {version.status}  aliases:"
                  f" {', '.join(version.aliases) or '-'}")
@@ -204,6 +207,18 @@ def show(uri: str, json_output: JsonFlag = False) -> None:
         if values:
             print_table(title, ["key", "value"], sorted(values.items()))
     _show_check(version)
+    _show_reports(reports)
+
+
+def _show_reports(reports: list[Report]) -> None:
+    """The latest gate and test result of the version, if it has any."""
+    latest = {report.kind: report for report in reports}
+    for kind, report in sorted(latest.items()):
+        against = f" against {report.summary.get('baseline')}" \
+            if report.baseline_version is not None else ""
+        failures = ", ".join(report.summary.get("failures") or []) or "none failed"
+        stdout.print(f"{kind}: [bold]{report.status}[/]{against} on {when(report.created_at)}"
+                     f" (report {report.id}; {failures})", highlight=False, soft_wrap=True)
 
 
 def _lineage(version: ModelVersion) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PERCENTILES = ("p50", "p90", "p99")
+PERCENTILES = ("p50", "p90", "p95", "p99")
 
 
 @dataclass
@@ -56,6 +56,7 @@ class StepResult:
     client_cpu_us_per_req: float | None = None
     met_target: bool | None = None
     error_samples: list[str] = field(default_factory=list)
+    p95_ms: float | None = None
 
     @property
     def label(self) -> str:
@@ -87,7 +88,7 @@ def summarize(mode: str, level: float, duration_s: float, rows_per_request: int,
     return StepResult(
         mode=mode, level=level, duration_s=duration_s, rows_per_request=rows_per_request,
         requests=count, req_s=count / duration_s, rows_s=count * rows_per_request / duration_s,
-        p50_ms=ms(50), p90_ms=ms(90), p99_ms=ms(99), max_ms=ms(100),
+        p50_ms=ms(50), p90_ms=ms(90), p95_ms=ms(95), p99_ms=ms(99), max_ms=ms(100),
         mean_ms=sum(ordered) / count * 1e3 if count else None,
         error_count=sum(samples.errors.values()), errors=dict(sorted(samples.errors.items())),
         sent=samples.sent if open_loop else None,

@@ -1,7 +1,15 @@
 """The versioned model registry: metadata in SQL, artifacts by content hash."""
 
 from ferry.registry.artifacts import ArtifactStore
-from ferry.registry.entities import Event, ModelVersion, RegisteredModel, Runtime, VersionDraft
+from ferry.registry.entities import (
+    Event,
+    ModelVersion,
+    RegisteredModel,
+    Report,
+    ReportDraft,
+    Runtime,
+    VersionDraft,
+)
 from ferry.registry.registry import GcReport, Registry
 
 __all__ = [
@@ -11,6 +19,8 @@ __all__ = [
     "ModelVersion",
     "RegisteredModel",
     "Registry",
+    "Report",
+    "ReportDraft",
     "Runtime",
     "VersionDraft",
 ]

@@ -125,3 +125,33 @@ class Event:
     actor: str
     at: datetime
     details: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReportDraft:
+    """A gate or test result to keep with a version: `content` (the full report, JSON bytes)
+    becomes an artifact, `summary` stays in the row for listings."""
+
+    kind: str
+    """"gate" (`ferry compare` / `ferry promote`) or "test" (`ferry test`)."""
+    status: str
+    """"passed" or "failed"."""
+    content: bytes
+    summary: dict[str, Any] = field(default_factory=dict)
+    baseline_version: int | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """A kept gate or test result of one version."""
+
+    id: int
+    model: str
+    version: int
+    kind: str
+    status: str
+    baseline_version: int | None
+    sha256: str
+    summary: dict[str, Any]
+    created_at: datetime
+    created_by: str

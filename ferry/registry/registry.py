@@ -34,11 +34,13 @@ from ferry.registry.entities import (
     Event,
     ModelVersion,
     RegisteredModel,
+    Report,
+    ReportDraft,
     Status,
     VersionDraft,
     extra_artifacts,
 )
-from ferry.registry.schema import AliasRow, EventRow, ModelRow, VersionRow
+from ferry.registry.schema import AliasRow, EventRow, ModelRow, ReportRow, VersionRow
 from ferry.settings import DEFAULT_GC_GRACE_S, Settings
 from ferry.signature import Signature, Task
 from ferry.uri import ModelURI, validate_alias, validate_name
@@ -118,6 +120,7 @@ class Registry:
         with self._transaction(write=True) as session:
             row = _model_row(session, name, lock=True)
             session.execute(delete(AliasRow).where(AliasRow.model_id == row.id))
+            session.execute(delete(ReportRow).where(ReportRow.model_id == row.id))
             session.execute(delete(VersionRow).where(VersionRow.model_id == row.id))
             session.delete(row)
             self._log(session, name, "model_deleted")
@@ -190,14 +193,18 @@ class Registry:
             model = _model_row(session, name, lock=True)
             row = _find_version(session, model, version)
             _refuse_if_aliased(session, model, version, "delete")
+            session.execute(delete(ReportRow).where(ReportRow.model_id == model.id,
+                                                    ReportRow.version == version))
             session.delete(row)
             self._log(session, name, "deleted", version=version)
 
     # -- aliases ----------------------------------------------------------------------------
 
-    def set_alias(self, name: str, alias: str, version: int) -> Event | None:
-        """Point `alias` at `version`; moving it back is a rollback, and history shows it.
-        Returns the history event, or None when the alias already pointed there."""
+    def set_alias(self, name: str, alias: str, version: int,
+                  details: dict[str, Any] | None = None) -> Event | None:
+        """Point `alias` at `version`; moving it back is a rollback, and history shows it
+        (with `details`, e.g. the gate's result and an override's reason). Returns the
+        history event, or None when the alias already pointed there."""
         validate_alias(alias)
         with self._transaction(write=True) as session:
             model = _model_row(session, name, lock=True)
@@ -218,7 +225,8 @@ class Registry:
                 row.version, row.updated_at, row.updated_by = version, now, self._who()
             kind = "alias_set" if previous is None else "alias_moved"
             return self._log(session, name, kind, version=version, alias=alias,
-                             from_version=previous, to_version=version)
+                             from_version=previous, to_version=version,
+                             details=dict(details or {}))
 
     def remove_alias(self, name: str, alias: str) -> Event:
         validate_alias(alias)
@@ -237,6 +245,41 @@ class Registry:
         with self._transaction(write=False) as session:
             model = _model_row(session, name)
             return _alias_map(session, model.id)
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def add_report(self, name: str, version: int, draft: ReportDraft) -> Report:
+        """Keep a gate or test result with `version`: the report artifact is written before
+        the row points at it, and history records it."""
+        sha = self.artifacts.put(draft.content)
+        with self._transaction(write=True) as session:
+            model = _model_row(session, name, lock=True)
+            _find_version(session, model, version)
+            row = ReportRow(model_id=model.id, version=version, kind=draft.kind,
+                            status=draft.status, baseline_version=draft.baseline_version,
+                            sha256=sha, summary=draft.summary, created_at=_now(),
+                            created_by=self._who())
+            session.add(row)
+            session.flush()
+            self._log(session, name, f"{draft.kind}_{draft.status}", version=version,
+                      details={"report": row.id, "baseline_version": draft.baseline_version})
+            return _report_entity(name, row)
+
+    def reports(self, name: str, version: int | None = None,
+                kind: str | None = None) -> list[Report]:
+        """A model's reports, oldest first; of one version and kind when given."""
+        with self._transaction(write=False) as session:
+            model = _model_row(session, name)
+            query = select(ReportRow).where(ReportRow.model_id == model.id)
+            if version is not None:
+                query = query.where(ReportRow.version == version)
+            if kind is not None:
+                query = query.where(ReportRow.kind == kind)
+            rows = session.scalars(query.order_by(ReportRow.id)).all()
+            return [_report_entity(name, row) for row in rows]
+
+    def read_report(self, report: Report) -> bytes:
+        return self.artifacts.get(report.sha256, model=report.model, version=report.version)
 
     # -- history and artifacts --------------------------------------------------------------
 
@@ -271,6 +314,7 @@ class Registry:
                     VersionRow.runtime_settings)):
                 referenced.update(c for c in columns if c)
                 referenced.update(extra_artifacts(settings or {}).values())
+            referenced.update(session.scalars(select(ReportRow.sha256)))
         cutoff, removed, freed, kept = started - grace_s, [], 0, 0
         for stored in list(self.artifacts.stored()):
             if stored.sha256 in referenced or stored.modified > cutoff:
@@ -381,6 +425,13 @@ def _version_entity(name: str, row: VersionRow, aliases: tuple[str, ...]) -> Mod
         forced=bool(row.forced), created_at=_utc(row.created_at),
         created_by=row.created_by or "", aliases=aliases, profile_sha256=row.profile_sha256,
     )
+
+
+def _report_entity(name: str, row: ReportRow) -> Report:
+    return Report(id=row.id, model=name, version=row.version, kind=row.kind, status=row.status,
+                  baseline_version=row.baseline_version, sha256=row.sha256,
+                  summary=row.summary or {}, created_at=_utc(row.created_at),
+                  created_by=row.created_by or "")
 
 
 def _event_entity(row: EventRow) -> Event:

@@ -38,7 +38,7 @@ from ferry.errors import (
     ModelNotFoundError,
     VersionNotFoundError,
 )
-from ferry.registry import Registry, Runtime, VersionDraft
+from ferry.registry import Registry, ReportDraft, Runtime, VersionDraft
 from ferry.registry.database import MIGRATIONS, migrate, open_engine
 from ferry.signature import Role, Signature, Task, TensorSpec
 
@@ -679,3 +679,47 @@ def test_migrations_run_twice_are_a_no_op(registry: Registry) -> None:
     assert state() == first
     assert _snapshot(registry) == before
     assert _new(registry, "m", b"next") == 2
+
+
+# -- reports ----------------------------------------------------------------------------------
+
+
+def test_reports_are_kept_with_their_version_and_survive_gc(registry: Registry) -> None:
+    _new(registry, "reported")
+    _new(registry, "reported", b"weights 2")
+    first = registry.add_report("reported", 2, ReportDraft(
+        kind="gate", status="failed", content=b'{"checks": []}', baseline_version=1,
+        summary={"failures": ["latency.server.p99_ms"]}))
+    second = registry.add_report("reported", 2, ReportDraft(kind="test", status="passed",
+                                                           content=b"{}"))
+
+    assert [r.id for r in registry.reports("reported")] == [first.id, second.id]
+    assert registry.reports("reported", 2, "gate") == [first]
+    assert registry.reports("reported", 1) == []
+    assert registry.read_report(first) == b'{"checks": []}'
+    assert first.summary == {"failures": ["latency.server.p99_ms"]}
+    assert first.created_by == "tester" and first.baseline_version == 1
+    assert _events(registry, "reported", "gate_failed", "test_passed") == [
+        ("gate_failed", 2, None, None, None, "tester"),
+        ("test_passed", 2, None, None, None, "tester")]
+    registry.gc(grace_s=0)
+    assert registry.read_report(second) == b"{}"
+
+
+def test_a_report_names_an_existing_version(registry: Registry) -> None:
+    _new(registry, "reported")
+    with pytest.raises(VersionNotFoundError):
+        registry.add_report("reported", 7, ReportDraft(kind="gate", status="passed",
+                                                       content=b"{}"))
+
+
+def test_an_alias_move_keeps_its_details_in_history(registry: Registry) -> None:
+    _new(registry, "moved")
+    _new(registry, "moved", b"weights 2")
+    registry.set_alias("moved", "production", 1)
+    registry.set_alias("moved", "production", 2,
+                       details={"gate": "failed", "override": True, "reason": "hotfix"})
+
+    event = registry.history("moved")[-1]
+    assert (event.event, event.from_version, event.to_version) == ("alias_moved", 1, 2)
+    assert event.details == {"gate": "failed", "override": True, "reason": "hotfix"}
