@@ -144,9 +144,11 @@ def full_case(bench: Bench, paths: dict[str, Path], reference_rows: int) -> dict
 def time_ferry(bench: Bench, reference: Path, current: Path) -> dict[str, Any]:
     """build_profile once (registration), then evaluate_window `repeat` times."""
     profile_s, profile = timed(lambda: build_profile(pq.read_table(reference)), 1)
+    stored = json.dumps(profile.to_dict(), allow_nan=False)
     window = pq.read_table(current)
     window_s, report = timed(lambda: evaluate_window(profile, window), bench.repeat)
-    return {"ferry_build_profile_s": profile_s[0], "ferry_evaluate_window_s": window_s,
+    return {"ferry_build_profile_s": profile_s[0], "ferry_profile_json_bytes": len(stored),
+            "ferry_evaluate_window_s": window_s,
             "ferry_evaluate_window_median_s": statistics.median(window_s),
             "ferry_verdict": str(report.verdict), "report": report}
 
@@ -158,8 +160,19 @@ def agreement(columns: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "tests_fire_alike": sum(c["tests_fire_alike"] for c in columns.values()),
             "columns_same_test": len(differences),
             "max_score_difference": max(differences.values(), default=None),
+            "max_score_difference_by_test": by_test(columns),
             "beyond_tolerance": {name: difference for name, difference in differences.items()
                                  if difference > TOLERANCE}}
+
+
+def by_test(columns: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """The largest score difference among the columns of each test both tools used."""
+    largest: dict[str, float] = {}
+    for column in columns.values():
+        if column["score_difference"] is not None:
+            test = column["ferry_test"]
+            largest[test] = max(largest.get(test, 0.0), column["score_difference"])
+    return largest
 
 
 def ferry_windows(profile: Profile, table: pa.Table, rows: int) -> list[dict[str, str]]:

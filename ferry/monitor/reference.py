@@ -4,9 +4,10 @@ as the columns the capture samples (`ferry.monitor.columns`), profiled once
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from ferry.monitor.columns import input_columns, output_columns
 from ferry.monitor.profile import Profile, build_profile
@@ -37,8 +38,8 @@ def profile_of(predictor: Predictor, rows: Any) -> Profile:
 
 
 def profile_bytes(profile: Profile) -> bytes:
-    return json.dumps(profile.to_dict(), allow_nan=False).encode()
+    return orjson.dumps(profile.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def profile_from_bytes(data: bytes) -> Profile:
-    return Profile.from_dict(json.loads(data))
+    return Profile.from_dict(orjson.loads(data))

@@ -4,8 +4,8 @@ figures next to the plot.
 
 Numbers alone hide *how* a column moved (a shifted mean, a new category, a fatter tail); the
 plots show it. Each plot is a matplotlib figure (Agg, no display) embedded as a base64 PNG.
-The reference side is drawn from the stored profile alone: its exact values up to
-`EXACT_ROWS`, else its quantile sketch, so the reference data is never re-read.
+The reference side is drawn from the stored profile alone: its exact values and counts up to
+`EXACT_VALUES` distinct values, else its quantile sketch, so the reference data is never re-read.
 """
 
 from __future__ import annotations
@@ -135,7 +135,8 @@ def reference_shares(column: NumericProfile, edges: np.ndarray) -> np.ndarray:
     its quantile sketch (the CDF between two sketch points taken as a straight line)."""
     points = np.asarray(column.points)
     if column.exact:
-        return np.asarray(np.histogram(points, edges)[0] / max(points.size, 1))
+        counts = np.histogram(points, edges, weights=np.asarray(column.counts, dtype=float))[0]
+        return np.asarray(counts / max(column.count, 1))
     cdf = np.interp(edges, points, np.linspace(0.0, 1.0, points.size), left=0.0, right=1.0)
     return np.diff(cdf)
 

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ import pytest
 
 from ferry.errors import InvalidInputError
 from ferry.monitor.drift import Detector, NotFittedError, Verdict
-from ferry.monitor.profile import ColumnKind, ColumnProfile, build_profile
+from ferry.monitor.profile import EXACT_VALUES, ColumnKind, ColumnProfile, build_profile
 
 Factory = Callable[..., Detector]
 Check = Callable[[Factory, "Case"], None]
@@ -35,6 +36,11 @@ class Case:
     shifted: np.ndarray
 
     def profile(self) -> ColumnProfile:
+        return self._profile
+
+    @cached_property
+    def _profile(self) -> ColumnProfile:
+        """Built once: the sketch case profiles over 100,000 values, and every check asks."""
         return build_profile({self.label: self.reference}).columns[self.label]
 
     def missing_value(self) -> object:
@@ -57,7 +63,8 @@ def _categorical(label: str, rows: int, seed: int, shares: list[float],
 
 CASES = (
     _numeric("numeric-exact", 800, 1),
-    _numeric("numeric-sketch", 20_000, 2),
+    _numeric("numeric-exact-large", 20_000, 2),
+    _numeric("numeric-sketch", EXACT_VALUES + 20_000, 6),
     _categorical("categorical-exact", 800, 3, [0.5, 0.3, 0.15, 0.05], [0.2, 0.2, 0.3, 0.3]),
     _categorical("categorical-large", 5000, 4, [0.5, 0.3, 0.15, 0.05], [0.2, 0.2, 0.3, 0.3]),
     _categorical("binary", 800, 5, [0.7, 0.3], [0.4, 0.6]),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from detector_checks import Case, Check, detector_cases
+from detector_checks import CASES, Case, Check, detector_cases
 
 from ferry.errors import InvalidInputError
 from ferry.monitor.drift import (
@@ -16,7 +16,8 @@ from ferry.monitor.drift import (
     register_detector,
     registered_detectors,
 )
-from ferry.monitor.profile import build_profile
+from ferry.monitor.drift.numeric import LOOKUP_EDGES
+from ferry.monitor.profile import EXACT_VALUES, NumericProfile, build_profile
 
 ALL = [pytest.param(check, case, detector, id=f"{name}-{param.id}")
        for name, detector in sorted(registered_detectors().items())
@@ -49,6 +50,25 @@ def test_default_test_is_evidentlys(values: np.ndarray, expected: str) -> None:
     column = build_profile({"x": values}).columns["x"]
     assert default_method(column) == expected
     assert detector_for(column).method == expected
+
+
+@pytest.mark.parametrize(("rows", "exact", "expected"), [
+    (1000, True, "ks"), (1001, True, "wasserstein"), (EXACT_VALUES, True, "wasserstein"),
+    (EXACT_VALUES + 1, False, "wasserstein")])
+def test_the_row_count_picks_the_test_not_how_the_profile_stores_it(
+        rows: int, exact: bool, expected: str) -> None:
+    column = build_profile({"x": np.random.default_rng(0).normal(size=rows)}).columns["x"]
+    assert isinstance(column, NumericProfile) and column.exact is exact
+    assert default_method(column) == expected
+
+
+def test_the_numeric_cases_cover_every_way_a_column_is_stored() -> None:
+    stored = set()
+    for case in CASES:
+        column = case.profile()
+        if isinstance(column, NumericProfile):
+            stored.add((column.exact, len(column.points) > LOOKUP_EDGES))
+    assert stored == {(True, False), (True, True), (False, False)}
 
 
 def test_reference_size_counts_only_present_values() -> None:

@@ -15,16 +15,19 @@ from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.linear_model import LogisticRegression
 
 from ferry.errors import InvalidInputError
+from ferry.monitor import profile as profile_module
 from ferry.monitor.drift import DriftResult, Verdict, detector_for
 from ferry.monitor.drift.dataset import evaluate_window
 from ferry.monitor.drift.search import FastSearch
 from ferry.monitor.profile import (
+    EXACT_VALUES,
     CategoricalProfile,
     ColumnKind,
     NumericProfile,
     Profile,
     build_profile,
 )
+from ferry.monitor.report import reference_shares
 
 # --- the profile -------------------------------------------------------------------------
 
@@ -51,7 +54,8 @@ def test_profile_of_a_small_reference_round_trips_too() -> None:
     assert Profile.from_dict(json.loads(json.dumps(profile.to_dict()))) == profile
 
 
-@pytest.mark.parametrize("change", [{"version": 2}, {"columns": 3}, {"rows": None}])
+@pytest.mark.parametrize("change", [{"version": 3}, {"version": 0}, {"columns": 3},
+                                    {"rows": None}])
 def test_an_unreadable_profile_is_refused(change: dict[str, object]) -> None:
     data = build_profile(_mixed_frame(300)).to_dict() | change
     with pytest.raises(InvalidInputError, match="profile"):
@@ -69,24 +73,50 @@ def test_column_kinds_follow_evidentlys_rule() -> None:
                      "numbers_as_text": ColumnKind.CATEGORICAL}
 
 
-@pytest.mark.parametrize(("rows", "exact", "points"), [(1000, True, 1000), (1001, False, 1001),
-                                                      (50_000, False, 1001)])
-def test_values_are_kept_up_to_1000_rows_then_a_sketch(rows: int, exact: bool,
-                                                       points: int) -> None:
+@pytest.mark.parametrize(("rows", "exact", "points"), [
+    (1000, True, 1000), (1001, True, 1001), (50_000, True, 50_000),
+    (EXACT_VALUES, True, EXACT_VALUES), (EXACT_VALUES + 1, False, 1001)])
+def test_values_are_kept_up_to_the_cap_then_a_sketch(rows: int, exact: bool,
+                                                     points: int) -> None:
     values = np.random.default_rng(0).normal(size=rows)
     column = build_profile({"x": values}).columns["x"]
     assert isinstance(column, NumericProfile)
     assert (column.exact, len(column.points)) == (exact, points)
+    assert len(column.counts) == (points if exact else 0)
     assert column.points[0] == values.min() and column.points[-1] == values.max()
     assert column.mean == pytest.approx(values.mean()) and column.std == pytest.approx(values.std())
     assert sum(column.psi_reference) == pytest.approx(1)
     assert np.allclose(column.psi_reference, 0.1, atol=0.002)
 
 
-def test_sketch_areas_are_the_empirical_cdfs_integrals() -> None:
-    values = np.random.default_rng(0).exponential(size=20_000)
+def test_repeated_values_are_kept_once_with_their_counts() -> None:
+    values = np.random.default_rng(0).integers(0, 300, 200_000) / 4
     column = build_profile({"x": values}).columns["x"]
     assert isinstance(column, NumericProfile)
+    distinct, counts = np.unique(values, return_counts=True)
+    assert column.exact and column.unique == distinct.size
+    assert column.points == tuple(distinct) and column.counts == tuple(counts)
+
+
+def test_the_reports_reference_histogram_reads_the_profile(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    values = np.round(np.random.default_rng(0).lognormal(3, 0.6, 40_000), 1)
+    edges = np.linspace(values.min(), values.max(), 31)
+    raw = np.histogram(values, edges)[0] / values.size
+    exact = build_profile({"x": values}).columns["x"]
+    assert isinstance(exact, NumericProfile) and exact.exact
+    assert np.allclose(reference_shares(exact, edges), raw, rtol=1e-12, atol=0)
+    monkeypatch.setattr(profile_module, "EXACT_VALUES", 1000)
+    sketch = build_profile({"x": values}).columns["x"]
+    assert isinstance(sketch, NumericProfile) and not sketch.exact
+    assert np.allclose(reference_shares(sketch, edges), raw, atol=2e-3)
+
+
+def test_sketch_areas_are_the_empirical_cdfs_integrals(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(profile_module, "EXACT_VALUES", 1000)
+    values = np.random.default_rng(0).exponential(size=20_000)
+    column = build_profile({"x": values}).columns["x"]
+    assert isinstance(column, NumericProfile) and not column.exact
     fine = np.sort(np.unique(np.concatenate([values, column.points])))
     cdf = np.searchsorted(np.sort(values), fine, side="right") / values.size
     running = np.concatenate([[0], np.cumsum(cdf[:-1] * np.diff(fine))])
@@ -135,6 +165,7 @@ def test_arrow_and_pandas_inputs_give_the_same_profile() -> None:
 def test_fast_search_is_numpys_searchsorted() -> None:
     rng = np.random.default_rng(3)
     for edges in (rng.normal(size=1001), rng.lognormal(0, 3, 1001), rng.standard_cauchy(500),
+                  rng.lognormal(0, 1, 4105), rng.normal(size=20_000),  # fewer cells an edge
                   rng.integers(0, 5, 50).astype(float), np.array([1.0]),
                   np.concatenate([rng.normal(size=900), 1 + 1e-12 * rng.normal(size=100)])):
         edges = np.unique(edges)
@@ -156,12 +187,15 @@ def test_ks_is_scipys_on_the_raw_values(rows: int) -> None:
 
 
 @pytest.mark.parametrize(("reference_rows", "window_rows", "tolerance"), [
-    (800, 5000, 1e-12), (800, 100_000, 2e-4), (50_000, 200_000, 2e-4), (5000, 3000, 1e-3)])
-def test_wasserstein_is_close_to_scipys_on_the_raw_values(reference_rows: int, window_rows: int,
-                                                          tolerance: float) -> None:
+    (800, 5000, 1e-12), (800, 100_000, 1e-12), (50_000, 200_000, 1e-12),
+    (5000, 3000, 1e-12), (150_000, 200_000, 2e-4), (150_000, 3000, 1e-3)])
+def test_wasserstein_is_scipys_on_the_raw_values_or_close_from_a_sketch(
+        reference_rows: int, window_rows: int, tolerance: float) -> None:
     rng = np.random.default_rng(1)
     reference, window = rng.gamma(2, 1, reference_rows), rng.gamma(2, 1.05, window_rows)
     column = build_profile({"x": reference}).columns["x"]
+    assert isinstance(column, NumericProfile)
+    assert column.exact == (reference_rows <= EXACT_VALUES)
     result = detector_for(column, method="wasserstein").score(window)
     expected = stats.wasserstein_distance(reference, window) / reference.std()
     assert result.statistic == pytest.approx(expected, abs=tolerance)

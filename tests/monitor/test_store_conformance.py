@@ -84,7 +84,8 @@ def test_newest_events_are_found_across_many_appends_of_several_versions(
     when later appends hold only version 2, and out-of-order appends must not hide one."""
     for i in range(40):
         store.append_events([event(f"v1-{i}", ts=NOW + i * HOUR)])
-    store.append_events([event("v1-late", ts=NOW + 41 * HOUR), event("v1-early", ts=NOW + HOUR / 2)])
+    store.append_events([event("v1-late", ts=NOW + 41 * HOUR),
+                         event("v1-early", ts=NOW + HOUR / 2)])
     for i in range(40):
         store.append_events([event(f"v2-{i}", ts=NOW + (50 + i) * HOUR, version=2)])
 

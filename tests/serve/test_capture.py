@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import stats
 import tritonclient.grpc as triton_grpc
 import tritonclient.http as triton_http
 from conftest import build_registry
+from scipy import stats
 from serve_process import start_serve
 
 from ferry.monitor.capture.sampler import GivenRows, Sampler

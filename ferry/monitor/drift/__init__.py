@@ -11,7 +11,9 @@ The default test is Evidently's (`get_stattest` in evidently/legacy/calculations
     >  1000                        wasserstein            jensenshannon
 
 Evidently counts the values of reference and window together; here the reference's count
-decides, so a window bringing new values does not change the test (it fails it instead).
+decides, so a window bringing new values does not change the test (it fails it instead). The
+count alone decides, not how the profile stores the column: a numeric reference of 5,000 rows is
+kept exactly (its distinct values and their counts) and still gets Wasserstein.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from ferry.monitor.drift.ks import KSDetector
 from ferry.monitor.drift.psi import PSIDetector
 from ferry.monitor.drift.wasserstein import WassersteinDetector
 from ferry.monitor.drift.ztest import ZTestDetector
-from ferry.monitor.profile import EXACT_ROWS, ColumnKind, ColumnProfile
+from ferry.monitor.profile import ColumnKind, ColumnProfile
 
+SMALL_REFERENCE_ROWS = 1000
+"""Evidently's switch: p-value tests at or below this many reference values, distances above."""
 _DETECTORS: dict[str, type[Detector]] = {}
 
 
@@ -50,7 +54,7 @@ def registered_detectors() -> dict[str, type[Detector]]:
 
 def default_method(column: ColumnProfile) -> str:
     """Evidently's default test for this reference column."""
-    small = column.count <= EXACT_ROWS
+    small = column.count <= SMALL_REFERENCE_ROWS
     if column.kind is ColumnKind.NUMERIC:
         return "ks" if small else "wasserstein"
     if not small:
@@ -68,6 +72,6 @@ def detector_for(column: ColumnProfile, method: str | None = None, **params: Any
 
 
 __all__ = ["ChiSquareDetector", "Detector", "DriftResult", "JensenShannonDetector",
-           "KSDetector", "NotFittedError", "PSIDetector", "Verdict", "WassersteinDetector",
-           "ZTestDetector", "default_method", "detector_for", "register_detector",
-           "registered_detectors"]
+           "KSDetector", "NotFittedError", "PSIDetector", "SMALL_REFERENCE_ROWS", "Verdict",
+           "WassersteinDetector", "ZTestDetector", "default_method", "detector_for",
+           "register_detector", "registered_detectors"]

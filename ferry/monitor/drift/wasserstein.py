@@ -1,24 +1,32 @@
 """Wasserstein-1 distance normed by the reference's standard deviation: Evidently's default for
 numeric columns of more than 1000 reference rows, drift when >= 0.1.
 
-W1 is the area between the two CDFs, summed over the intervals between reference breakpoints.
-On each, the reference's area is exact (flat steps, or the profile's stored areas) and so is
-the window's (its count and its values' offsets), so the net area is exact. Where the two CDFs
-can cross inside an interval, the area the crossing cancels out is added back, estimated with
-both CDFs drawn as straight lines over the interval. Compared with Evidently on the raw data,
-the normed distance came within 1e-4 on windows of 100k rows and more, 3e-4 on a few thousand
-(a 1001-point sketch's widest intervals, the long tails, carry most of the difference).
-Against an exact profile and a window of at most `RAW_ROWS` values scipy computes it on the raw
-values instead, as Evidently does.
+W1 is the area between the two CDFs, summed over the intervals between the reference's lookup
+edges. On each, the reference's area is exact (from its values, or the sketch's stored areas)
+and so is the window's (its count and its values' offsets), so the net area is exact; where the
+gap F_ref - F_cur keeps one sign it is also the area between the curves.
+
+From an exact profile the result is exact: in the intervals where the gap may change sign
+(`steps.gap_bounds`) the area is integrated step by step from the reference's values and the
+window's values falling there (`steps.steps_inside`), a small share of the window when the
+distributions are alike. It matches scipy's `wasserstein_distance` on the raw values to
+about 1e-13 relative (the summation order differs).
+
+From a quantile sketch (more than `EXACT_VALUES` distinct values) the area a crossing cancels
+out is added back estimated with both CDFs drawn as straight lines over the interval. Against
+scipy on the raw data (references of 150,000 and 500,000 rows in bench/monitor's five shapes,
+windows shifted by 0 and 0.3 standard deviations) the normed distance came within 4e-5 on
+windows of 1M rows, 5e-4 on 10,000 rows and 1.6e-3 on 300 rows: a 1001-point sketch's widest
+intervals, the long tails, carry most of the difference.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ferry.monitor.drift.base import DEFAULT_DISTANCE, Detector, Measurement
 from ferry.monitor.drift.numeric import NumericWindow
+from ferry.monitor.drift.steps import gap_bounds, steps_inside
 from ferry.monitor.profile import ColumnKind
 
 MIN_NORM = 0.001
@@ -32,26 +40,46 @@ class WassersteinDetector(Detector):
     uses_p_value = False
 
     def _numeric(self, window: NumericWindow) -> Measurement:
-        column = window.reference.column
-        if column.exact and window.values is not None:
-            distance = stats.wasserstein_distance(np.asarray(column.points), window.values)
-        else:
-            distance = wasserstein_from_counts(window)
-        return Measurement(float(distance) / max(column.std, MIN_NORM))
+        exact = window.reference.exact is not None
+        distance = exact_wasserstein(window) if exact else wasserstein_from_counts(window)
+        return Measurement(distance / max(window.reference.column.std, MIN_NORM))
+
+
+def exact_wasserstein(window: NumericWindow) -> float:
+    """Integral of |F_ref - F_cur| against an exact profile: |net area| where the gap keeps
+    its sign, the steps where it may not, and both tails."""
+    net = _net_areas(window)
+    low, high = gap_bounds(window)
+    crossing = (low < 0) & (high > 0)
+    gaps, widths = steps_inside(window, crossing)
+    # A product and a sum, not `@`: a BLAS dot would wake BLAS's threads, which then spin.
+    inner = np.abs(net[~crossing]).sum() + (np.abs(gaps) * widths).sum()
+    return float(inner + _tails(window))
 
 
 def wasserstein_from_counts(window: NumericWindow) -> float:
-    """Integral of |F_ref - F_cur|: the inner intervals, then both tails (reference CDF 0 below
-    its minimum, 1 above its maximum, so only the window's values count there)."""
-    reference, counts, offsets, rows = window.reference, window.counts, window.offsets, window.rows
-    widths = np.diff(reference.edges)
-    cumulative = np.cumsum(counts) / rows
-    current_area = cumulative[1:-1] * widths - offsets[1:-1] / rows
-    net = reference.areas - current_area
+    """Integral of |F_ref - F_cur| against a sketch, the crossings estimated; see the module
+    docstring."""
+    reference, counts = window.reference, window.counts
+    cumulative = np.cumsum(counts) / window.rows
     start = reference.at[:-1] - cumulative[:-2]
     end = reference.before[1:] - cumulative[1:-1]
-    inner = np.abs(net) + _hidden_by_crossing(start, end, widths)
-    return float(inner.sum() + (offsets[-1] - offsets[0]) / rows)
+    hidden = _hidden_by_crossing(start, end, np.diff(reference.edges))
+    return float((np.abs(_net_areas(window)) + hidden).sum() + _tails(window))
+
+
+def _net_areas(window: NumericWindow) -> np.ndarray:
+    """Per inner interval, the integral of F_ref - F_cur over it."""
+    reference, rows = window.reference, window.rows
+    cumulative = np.cumsum(window.counts) / rows
+    current = cumulative[1:-1] * np.diff(reference.edges) - window.offsets[1:-1] / rows
+    return reference.areas - current
+
+
+def _tails(window: NumericWindow) -> float:
+    """The reference CDF is 0 below its minimum and 1 above its maximum: there only the
+    window's values count, by their distance beyond."""
+    return float((window.offsets[-1] - window.offsets[0]) / window.rows)
 
 
 def _hidden_by_crossing(start: np.ndarray, end: np.ndarray, widths: np.ndarray) -> np.ndarray:
