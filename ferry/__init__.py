@@ -5,6 +5,7 @@
     predictor = ferry.load("churn@production")
     predictor.predict(X)
     result = ferry.optimize("churn:1")   # the fastest variant that predicts the same
+    gate = ferry.compare("churn:2", "churn@production", "holdout.parquet", label="churned")
 
 The names below are imported on first use, so `import ferry` (and the `ferry` command line)
 does not load numpy, pandas, ONNX or the registry until something needs them.
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ferry.convert.check import Tolerance
     from ferry.errors import FerryError
+    from ferry.gate.compare import compare
+    from ferry.gate.promote import promote
     from ferry.loading import load, load_sample
     from ferry.monitor.api import monitor, set_reference
     from ferry.monitor.feedback import feedback
@@ -39,6 +42,7 @@ _HOMES = {
     "register": "ferry.registration", "feedback": "ferry.monitor.feedback",
     "traffic": "ferry.monitor.traffic", "request_log": "ferry.monitor.request_log",
     "set_reference": "ferry.monitor.api",  # `monitor`: the package itself, made callable below
+    "compare": "ferry.gate.compare", "promote": "ferry.gate.promote",
 }
 """Where each public name lives."""
 
@@ -60,11 +64,13 @@ __all__ = [
     "Registry",
     "Tolerance",
     "__version__",
+    "compare",
     "feedback",
     "load",
     "load_sample",
     "monitor",
     "optimize",
+    "promote",
     "register",
     "request_log",
     "set_reference",

@@ -31,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from processor import processor  # noqa: E402
+
 BIN = Path(sys.executable).parent
 MODEL = "breast-cancer"
 
@@ -102,14 +105,6 @@ def captured_events(env: dict[str, str]) -> int:
                           text=True, check=True)
     return int(done.stdout.strip())
 
-
-def processor() -> str:
-    fields = dict(line.split(":", 1) for line in subprocess.run(
-        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    wanted = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags]
-    return (f"{fields.get('Model name', '').strip()}, family {fields.get('CPU family', '').strip()}"
-            f" model {fields.get('Model', '').strip()}, flags {' '.join(wanted)}")
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import bench, monitor, optimize, serve, watch
+from ferry.cli import bench, gate, monitor, optimize, serve, watch
 from ferry.cli.app import app
 
 serve.register(app)
@@ -8,6 +8,7 @@ bench.register(app)
 optimize.register(app)
 monitor.register(app)
 watch.register(app)
+gate.register(app)
 
 
 def main() -> None:

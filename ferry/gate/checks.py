@@ -13,6 +13,7 @@ the gate passes when no check `FAILED`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -83,3 +84,20 @@ class Check:
         return cls(name=data["name"], kind=Kind(data["kind"]), candidate=data["candidate"],
                    baseline=data["baseline"], condition=data["condition"],
                    verdict=Verdict(data["verdict"]), detail=dict(data.get("detail") or {}))
+
+
+class Judged:
+    """The verdict of a result holding `checks` (the gate's, the test suite's)."""
+
+    checks: Sequence[Check]
+
+    @property
+    def passed(self) -> bool:
+        return not any(check.failed for check in self.checks)
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.passed else "failed"
+
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if check.failed]
