@@ -118,7 +118,8 @@ def phases(data: Path) -> dict[str, float]:
     settings = TimingSettings()
     clock("latency_in_process", lambda: in_process_timings(
         predictors[0].predict, predictors[1].predict, features, settings))
-    clock("latency_server", lambda: server_timings(registry, "wide:2", "wide:1", settings))
+    clock("latency_server", lambda: server_timings(registry, "wide:2", "wide:1", features,
+                                                   settings))
     return timed
 
 

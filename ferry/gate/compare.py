@@ -171,11 +171,19 @@ def score(predictor: Predictor, features: pd.DataFrame) -> Scores:
     probabilities = None
     if predictor.task == Task.CLASSIFICATION:
         try:
-            probabilities = np.asarray(predictor.predict_proba(features), dtype=np.float64)
+            probabilities = _normalised(predictor.predict_proba(features))
         except InvalidInputError:
             probabilities = None
     return Scores(prediction=prediction[:, 0] if prediction.shape[1] == 1 else prediction,
                   probabilities=probabilities, classes=predictor.signature.class_labels)
+
+
+def _normalised(probabilities: Any) -> np.ndarray:
+    """Rows summing to 1 in float64: a graph's float32 probabilities are off by a few ulps,
+    which log loss takes for a model that is not giving probabilities."""
+    values = np.asarray(probabilities, dtype=np.float64)
+    totals = values.sum(axis=1, keepdims=True)
+    return np.divide(values, totals, out=values.copy(), where=totals > 0)
 
 
 def _model_checks(task: Task, rows: HoldOut, scores: list[Scores],
@@ -200,7 +208,7 @@ def _performance_checks(registry: Registry, versions: tuple[ModelVersion, ModelV
     checks = [*latency_checks(*local, timing, "in_process"),
               *cost_checks(*local, timing, (_training(versions[0]), _training(versions[1])))]
     if timing.server:
-        served = server_timings(registry, versions[0].uri, versions[1].uri, timing)
+        served = server_timings(registry, versions[0].uri, versions[1].uri, features, timing)
         checks += latency_checks(*served, timing, "server")
     return checks
 

@@ -3,8 +3,8 @@
 `RecorderCapture` is what the request recorders call when they close a request
 (`ferry.serve.recorder.CaptureSink`): it keeps references only (the record, with the queued
 inference's tensors and outputs) and hands them to `ferry.monitor.capture.queue.Capture`,
-whose thread builds the events (`event_table`: one tuple per request, then one Arrow array
-per column, a few microseconds a request) and the sampled columns later:
+whose thread builds the events (`ClosedRequest.event_row`: one tuple per request, then one
+Arrow array per column, a few microseconds a request) and the sampled columns later:
 - the event: time, request id (the client's, or one made up), model, version and the alias
   asked for, protocol, outcome, latency, queue and compute seconds and rows of its batch,
   request and response bytes, each tensor's name, datatype and shape;
@@ -17,19 +17,17 @@ import functools
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from ferry.monitor.capture.queue import Capture
 from ferry.monitor.capture.sampler import RequestRows
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.columns import input_columns, output_columns
 from ferry.monitor.events import output_column
-from ferry.monitor.store.event_chunks import from_columns
 from ferry.monitor.store.records import TENSOR_JSON_CACHE, TensorDescription, tensors_json
 from ferry.serve.datatypes import from_signature
 from ferry.serve.recorder import RequestRecord
@@ -42,8 +40,7 @@ def open_capture(settings: CaptureSettings, on_drop: Callable[[str], None]) -> R
     """The capture into the store `settings` names (the embedded one by default)."""
     from ferry.monitor.store import open_store
 
-    return RecorderCapture(Capture(open_store(settings.store_url), settings, event_table,
-                                   on_drop))
+    return RecorderCapture(Capture(open_store(settings.store_url), settings, on_drop))
 
 
 class RecorderCapture:
@@ -143,11 +140,6 @@ class SignatureLayout:
         return {**input_columns(self.signature, {name: values for name, values in tensors.items()
                                                  if name in names}),
                 **output_columns(self.signature, outputs)}
-
-
-def event_table(closed: Sequence[ClosedRequest]) -> pa.Table:
-    """The events of `closed` as one table: a tuple per request, then an array per column."""
-    return from_columns(list(zip(*(item.event_row() for item in closed), strict=True)))
 
 
 def _timing(record: RequestRecord) -> tuple[float, float, int]:

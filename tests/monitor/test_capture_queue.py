@@ -4,17 +4,16 @@ at close, and a failing store counted as drops without stopping the thread."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-import pyarrow as pa
 from monitor_data import MODEL, event
 
 from ferry.monitor.capture.queue import STORE_FAILED, Capture
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.events import InferenceEvent
 from ferry.monitor.store import MemoryStore
-from ferry.monitor.store.event_chunks import stored_events
+from ferry.monitor.store.records import event_row
 
 
 class Finished:
@@ -28,19 +27,18 @@ class Finished:
     def event(self) -> InferenceEvent:
         return self._event
 
+    def event_row(self) -> tuple[Any, ...]:
+        return event_row(self._event)
+
     def rows(self) -> None:
         return None
-
-
-def events_of(items: Sequence[Finished]) -> pa.Table:
-    return stored_events([item.event() for item in items])
 
 
 def test_retention_is_applied_by_the_writer_thread_and_close_writes_the_rest() -> None:
     store = MemoryStore()
     now = datetime.now(UTC)
     store.append_events([event("old", ts=now - timedelta(days=20))])
-    capture = Capture(store, CaptureSettings(flush_interval_s=0.05), events_of)
+    capture = Capture(store, CaptureSettings(flush_interval_s=0.05))
     capture.offer(Finished("new", now))
     deadline = time.monotonic() + 5
     while _ids(store) != ["new"] and time.monotonic() < deadline:
@@ -61,8 +59,7 @@ def test_a_failing_store_counts_drops_and_the_thread_keeps_going() -> None:
             raise OSError("disk full")
 
     reasons: list[str] = []
-    capture = Capture(Broken(), CaptureSettings(flush_interval_s=0.05), events_of,
-                      reasons.append)
+    capture = Capture(Broken(), CaptureSettings(flush_interval_s=0.05), reasons.append)
     capture.offer(Finished("a", datetime.now(UTC)))
     time.sleep(0.3)
     capture.offer(Finished("b", datetime.now(UTC)))

@@ -5,8 +5,8 @@ CPython). When `queue_size` requests wait, or the payloads waiting pass `max_que
 a request is dropped (or queued without its payload) and counted; nothing waits for the
 store. The thread also applies the store's retention once an hour. It wakes every
 `flush_interval_s`, or sooner once `flush_events` wait, builds the events as one table
-(`events_of`, column by column) and the sampled rows there (off the request path), and
-writes each kind with one store call. It works in slices of `SLICE` requests and yields the
+(column by column) and the sampled rows there (off the request path), and writes each kind
+with one store call. It works in slices of `SLICE` requests and yields the
 interpreter between them, so a request waiting for the GIL waits for a slice (about a
 millisecond), not a whole flush. `close()` writes what is left, reservoirs included. A
 process killed with SIGKILL loses what was not yet written: at most the last
@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -27,12 +27,13 @@ import pyarrow as pa
 from ferry.monitor.capture.sampler import RequestRows, Sampler
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.store import MonitoringStore
+from ferry.monitor.store.event_chunks import from_columns
 
 log = logging.getLogger("ferry.capture")
 
 PURGE_INTERVAL_S = 3600.0
 """How often the writer thread applies the store's retention (`MonitoringStore.purge`)."""
-SLICE = 256
+SLICE = 64
 """Requests turned into records between two yields of the interpreter."""
 YIELD_S = 0.0001
 """How long the thread sleeps between slices. Not 0: `sleep(0)` hands the GIL back but not
@@ -48,20 +49,18 @@ class Captured(Protocol):
     def payload_bytes(self) -> int:
         """Bytes of tensors it holds for sampling (0: none)."""
 
+    def event_row(self) -> tuple[Any, ...]:
+        """Its event, in `STORED_EVENTS_SCHEMA` order (`event_chunks.from_columns`)."""
+
     def rows(self) -> tuple[str, int, RequestRows] | None:
         """(model, version, its rows) to sample, or None."""
 
 
-EventsOf = Callable[[Sequence[Any]], pa.Table]
-"""Finished requests as one table of events (`ferry.monitor.store.event_chunks`)."""
-
-
 class Capture:
-    def __init__(self, store: MonitoringStore, settings: CaptureSettings, events_of: EventsOf,
+    def __init__(self, store: MonitoringStore, settings: CaptureSettings,
                  on_drop: Callable[[str], None] = lambda reason: None):
         self.store = store
         self.settings = settings
-        self.events_of = events_of
         self.on_drop = on_drop
         self.dropped = 0
         self._queue: deque[Captured] = deque()
@@ -141,14 +140,15 @@ class Capture:
                 self._drop(STORE_FAILED)
 
     def _events(self, items: list[Captured]) -> pa.Table | None:
-        """The events of `items`, their rows offered to the sampler, a slice at a time."""
-        tables = []
+        """The events of `items` as one table (a tuple per request, a slice at a time, then
+        an Arrow array per column), their rows offered to the sampler on the way."""
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(items), SLICE):
             part = items[start:start + SLICE]
-            tables.append(self.events_of(part))
+            rows += [item.event_row() for item in part]
             self._sample(part)
             time.sleep(YIELD_S)
-        return pa.concat_tables(tables) if tables else None
+        return from_columns(list(zip(*rows, strict=True))) if rows else None
 
     def _sample(self, items: list[Captured]) -> None:
         for item in items:
