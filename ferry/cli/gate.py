@@ -227,7 +227,9 @@ def _show_promotion(done: Any, json_output: bool) -> None:
 def test_command(
     uri: Annotated[str, typer.Argument(help="The version: NAME:VERSION or NAME@alias.")],
     data: Annotated[Path | None, typer.Option("--data", help="Rows for the robustness tests"
-                                              " (their label column is left out).")] = None,
+                                              " (their label column is left out); for an"
+                                              " image model, a .npy or .npz of images.")]
+    = None,
     label: Annotated[str | None, typer.Option("--label", help="The label column of --data,"
                                               " if it has one.")] = None,
     robustness: Annotated[bool, typer.Option(help="Perturb the rows; saved failing rows are"
@@ -254,10 +256,12 @@ def test_command(
         if robustness and data is None:
             raise UsageError("the robustness tests need rows: give --data (or --no-robustness)")
         version = registry.get(uri)
-        rows = None if data is None else hold_out(_existing(data), label)
+        images = _images(data, version) if data is not None and data.suffix in IMAGE_FILES \
+            else None
+        rows = None if data is None or images is not None else hold_out(_existing(data), label)
         options = TestOptions(robustness=robustness, staleness=staleness, stress=stress,
                               latency_target_ms=latency_target_ms, cases_dir=cases, seed=seed)
-    result = run_suite(registry, version, rows, options)
+    result = run_suite(registry, version, rows, options, images)
     keep_suite(registry, version, result)
     if json_output:
         print_json(result.to_dict())
@@ -265,6 +269,29 @@ def test_command(
         _show_suite(result)
     if not result.passed:
         raise typer.Exit(FAILURE_EXIT_CODE)
+
+
+IMAGE_FILES = (".npy", ".npz")
+
+
+def _images(path: Path, version: Any) -> Any:
+    """An image model's input tensor from a .npy file, or from a .npz's array named after
+    the input (or its only array); never unpickled."""
+    import numpy as np
+
+    from ferry.gate.images import is_image_input
+
+    inputs = version.signature.inputs
+    if len(inputs) != 1 or not is_image_input(inputs[0].shape):
+        raise UsageError(f"{version.uri} does not take images: give its rows as a table")
+    try:
+        loaded = np.load(_existing(path), allow_pickle=False)
+    except ValueError as exc:
+        raise UsageError(f"--data {path}: {exc}") from exc
+    if path.suffix == ".npz":
+        names = list(loaded.files)
+        loaded = loaded[inputs[0].name if inputs[0].name in names else names[0]]
+    return loaded
 
 
 def _show_suite(result: Any) -> None:

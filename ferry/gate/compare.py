@@ -165,7 +165,7 @@ def compare_versions(registry: Registry, candidate: ModelVersion, baseline: Mode
                       created_at=datetime.now(UTC))
 
 
-def score(predictor: Predictor, features: pd.DataFrame) -> Scores:
+def score(predictor: Predictor, features: pd.DataFrame | np.ndarray) -> Scores:
     """One version's predictions on every row (probabilities when a classifier gives them)."""
     prediction = np.asarray(predictor.predict(features)).reshape(len(features), -1)
     probabilities = None

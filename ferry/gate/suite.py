@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pandas as pd
 
 from ferry.gate.cases import case_file, load_cases, replay, save_cases
 from ferry.gate.checks import Check, Judged, Kind, Verdict
 from ferry.gate.compare import HoldOut, score
+from ferry.gate.images import ImageSettings, image_checks
 from ferry.gate.robustness import robustness_checks
 from ferry.loading import load_version
 from ferry.registry import ModelVersion, Registry, Report, ReportDraft
@@ -63,10 +65,16 @@ class SuiteResult(Judged):
 
 
 def run_suite(registry: Registry, version: ModelVersion, rows: HoldOut | None,
-              options: TestOptions) -> SuiteResult:
+              options: TestOptions, images: np.ndarray | None = None) -> SuiteResult:
+    """The suite on `version`: robustness on `rows` (a table) or `images` (an image model's
+    input tensor), staleness and stress as `options` say."""
     checks: list[Check] = []
     if options.robustness and rows is not None:
         checks += _robustness(registry, version, rows, options)
+    if options.robustness and images is not None:
+        predictor = load_version(version, registry)
+        checks += image_checks(lambda batch: score(predictor, batch), images,
+                               settings=ImageSettings(seed=options.seed))
     if options.staleness:
         checks += staleness_checks(version)
     if options.stress:
