@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -205,3 +206,33 @@ def test_the_test_suite_refuses_what_it_cannot_run(env: Path) -> None:
     assert code == 2 and "--data" in err
     code, _, err = ferry_cli("test", "cancer:1", "--no-robustness", "--latency-target-ms", "0")
     assert code == 2 and "above 0" in err
+
+
+def test_staleness_compares_live_labelled_traffic_with_the_registered_metric(
+        env: Path) -> None:
+    """Captured rows of the last day with labels that disagree with every prediction: the
+    live accuracy (0) is far below the registered one (0.95) and the test fails."""
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from ferry.gate.checks import Verdict
+    from ferry.gate.suite import staleness_checks
+    from ferry.monitor.events import SampledRows
+    from ferry.monitor.store import open_store
+
+    registry = Registry()
+    version = registry.get("cancer:1")
+    output = next(s.name for s in version.signature.outputs if s.role == "label")
+    predicted = np.ones(40, dtype=np.int64)
+    with open_store(None) as store:
+        store.append_samples([SampledRows(datetime.now(UTC), "live-1", "cancer", 1,
+                                          {f"output:{output}": predicted})])
+        store.attach_labels("cancer", [("live-1", row, 0) for row in range(40)])
+
+    checks = {c.name: c for c in staleness_checks(
+        replace(version, metrics={"accuracy": 0.95}))}
+
+    assert checks["staleness.age_days"].verdict is Verdict.PASSED
+    live = checks["staleness.live_accuracy"]
+    assert (live.candidate, live.baseline, live.verdict) == (0.0, 0.95, Verdict.FAILED)
