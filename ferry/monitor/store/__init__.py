@@ -17,8 +17,9 @@ writes, and with sampled rows kept as Arrow chunks it reads a million of them ab
 as DuckDB does (0.27 s against 0.23 s; bench/monitor/RESULTS.md).
 
 A column store (ClickHouse) would map onto the same interface without changing it:
-- `monitor_events` becomes a MergeTree ordered by (model, version, ts) and partitioned by
-  day, with a table TTL of `Retention.events`, so `purge` has nothing left to do there;
+- events (here Arrow chunks in `monitor_event_chunks`) become a MergeTree ordered by (model,
+  version, ts) and partitioned by day, with a table TTL of `Retention.events`, so `purge` has
+  nothing left to do there;
   tensor lists become Nested(name String, datatype String, shape Array(Int64)).
 - Sampled rows go to a table per model version, created when the version is first sampled
   (its columns are the model's signature; DDL is cheap there), ordered by (ts, request_id,
