@@ -24,7 +24,7 @@ from ferry.cli.output import (
 )
 
 if TYPE_CHECKING:
-    from ferry.gate.checks import Check
+    from ferry.gate.checks import Check, Judged
     from ferry.gate.compare import GateResult
     from ferry.gate.performance import TimingSettings
 
@@ -86,8 +86,6 @@ def _options(label: str, slices: list[str] | None, sensitive: str | None, timing
              price: float, seed: int, thresholds: dict[str, Any]) -> Any:
     from ferry.gate.compare import GateOptions
 
-    if price <= 0:
-        raise UsageError("--price-per-core-hour must be above 0")
     return GateOptions(label=label, slices=tuple(slices or ()), sensitive=sensitive,
                        thresholds=thresholds or None, timing=_timing(timing, price), seed=seed)
 
@@ -95,6 +93,8 @@ def _options(label: str, slices: list[str] | None, sensitive: str | None, timing
 def _timing(enabled: bool, price: float) -> TimingSettings | None:
     from ferry.gate.performance import TimingSettings
 
+    if price <= 0:
+        raise UsageError("--price-per-core-hour must be above 0")
     return TimingSettings(price_per_core_hour=price) if enabled else None
 
 
@@ -155,12 +155,17 @@ def _finish(result: GateResult, report: Path | None, json_output: bool) -> None:
 
 
 def _show(result: GateResult) -> None:
+    _show_checks(f"{result.candidate} against {result.baseline} on {result.rows} rows",
+                 ["check", "candidate", "baseline"], "gate", result)
+
+
+def _show_checks(title: str, columns: list[str], what: str, result: Judged) -> None:
+    """The checks as a table, then the verdict and the failed checks' names."""
     rows = [[c.name, _num(c.candidate), _num(c.baseline), c.condition, str(c.verdict)]
             for c in result.checks]
-    print_table(f"{result.candidate} against {result.baseline} on {result.rows} rows",
-                ["check", "candidate", "baseline", "condition", "verdict"], rows)
-    failed = _failure_line(result.failures())
-    stdout.print(f"gate [bold]{result.status}[/]{failed}", highlight=False, soft_wrap=True)
+    print_table(title, [*columns, "condition", "verdict"], rows)
+    stdout.print(f"{what} [bold]{result.status}[/]{_failure_line(result.failures())}",
+                 highlight=False, soft_wrap=True)
 
 
 def _failure_line(failures: list[Check]) -> str:
@@ -193,10 +198,9 @@ def promote_command(
     with command_line():
         if (data is None) != (label is None):
             raise UsageError("give --data and --label together")
-        options = _options(label or "", slice_columns, sensitive, timing, price, 0, {})
         done = promote(name, alias, version, _existing(data) if data else None, label,
-                       override=override, reason=reason, slices=options.slices,
-                       sensitive=options.sensitive, timing=options.timing)
+                       override=override, reason=reason, slices=tuple(slice_columns or ()),
+                       sensitive=sensitive, timing=_timing(timing, price))
     if done.result is not None and report is not None:
         from ferry.gate.report import write_report
 
@@ -295,13 +299,7 @@ def _images(path: Path, version: Any) -> Any:
 
 
 def _show_suite(result: Any) -> None:
-    rows = [[c.name, _num(c.candidate), _num(c.baseline), c.condition, str(c.verdict)]
-            for c in result.checks]
-    print_table(f"tests of {result.uri}", ["test", "value", "reference", "condition",
-                                            "verdict"], rows)
-    failed = [c for c in result.checks if c.failed]
-    stdout.print(f"tests [bold]{result.status}[/]{_failure_line(failed)}", highlight=False,
-                 soft_wrap=True)
+    _show_checks(f"tests of {result.uri}", ["test", "value", "reference"], "tests", result)
 
 
 def register(app: typer.Typer) -> None:

@@ -83,8 +83,7 @@ class SqlStore(MonitoringStore):
             for (model, version), table in chunks.items():
                 _insert_chunks(connection, sample_chunks, {"model": model, "version": version},
                                chunking.by_time(table))
-                _insert_rows(connection, sampled_requests,
-                             _request_rows(model, version, table))
+                _insert_sampled_requests(connection, _request_rows(model, version, table))
         for model, version in chunks:
             self._compact_quietly(sample_chunks, {"model": model, "version": version})
 
@@ -250,11 +249,11 @@ def _request_rows(model: str, version: int, table: pa.Table) -> list[tuple[Any, 
             for request_id, ts_us, rows in sampling.sampled_requests(table)]
 
 
-def _insert_rows(connection: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+def _insert_sampled_requests(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     """Rows (in `REQUEST_COLUMNS` order) through the driver's executemany: a third of the
     time SQLAlchemy takes to bind them one parameter at a time."""
-    statement = table.insert().compile(dialect=connection.dialect,
-                                       column_keys=list(REQUEST_COLUMNS))
+    statement = sampled_requests.insert().compile(dialect=connection.dialect,
+                                                  column_keys=list(REQUEST_COLUMNS))
     if statement.positional and list(statement.positiontup or ()) == list(REQUEST_COLUMNS):
         connection.exec_driver_sql(str(statement), rows)
     else:
