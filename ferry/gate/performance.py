@@ -66,7 +66,9 @@ class Timing:
     per_s: float
     """Requests (server) or calls (in process) per second."""
     cpu_s: float | None = None
-    """CPU seconds per prediction (in process)."""
+    """CPU seconds per prediction (in process): the median call's. The process's CPU clock
+    also counts whatever other threads run during a call, so a mean would charge their
+    bursts to whichever version was being called."""
     rounds: list[dict[str, float]] = field(default_factory=list)
     seconds: np.ndarray | None = None
     """Each call's latency (in process), in call order: the i-th call of each version ran
@@ -102,7 +104,7 @@ def _one_call(predict: Predict, row: pd.DataFrame) -> tuple[float, float]:
 def _timing(seconds: np.ndarray, cpu: np.ndarray) -> Timing:
     p50, p95, p99 = (float(v) for v in np.percentile(seconds, [50, 95, 99]) * 1e3)
     figures = {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
-               "per_s": float(len(seconds) / seconds.sum()), "cpu_s": float(cpu.mean())}
+               "per_s": float(len(seconds) / seconds.sum()), "cpu_s": float(np.median(cpu))}
     return Timing(p50_ms=p50, p95_ms=p95, p99_ms=p99, per_s=figures["per_s"],
                   cpu_s=figures["cpu_s"], rounds=[figures], seconds=seconds, cpu=cpu)
 
@@ -252,7 +254,7 @@ def cost_checks(candidate: Timing, baseline: Timing, settings: TimingSettings,
                             _per_thousand(baseline.cpu_s, price)), settings.max_cost_ratio,
                            {"price_per_core_hour": price, "unit": "USD",
                             "cpu_s_per_prediction": [candidate.cpu_s, baseline.cpu_s]},
-                           _interval(candidate.cpu, baseline.cpu, _mean))]
+                           _interval(candidate.cpu, baseline.cpu, _quantile(50)))]
     for key in ("training_seconds", "training_cost"):
         values = [_number(recorded.get(key)) for recorded in training]
         if any(value is not None for value in values):
