@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS := xgboost,lightgbm,torch,tensorflow,pmml,postgres,s3,optimize,test
+EXTRAS := xgboost,lightgbm,torch,tensorflow,pmml,postgres,s3,spark,optimize,test
 
 .PHONY: install run test lint typecheck check-system clean
 
@@ -15,13 +15,19 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# PostgreSQL comes from Debian's package; the PostgreSQL tests start a throwaway cluster.
+# PostgreSQL and Java (for Spark) come from Debian's packages; the PostgreSQL tests start a
+# throwaway cluster, the Spark tests one local[2] session.
 check-system:
 	@command -v pg_createcluster >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
 	      || echo "note: could not install postgresql; its tests will be skipped"; \
 	  else echo "note: pg_createcluster not found; PostgreSQL tests will be skipped"; fi; }
+	@command -v java >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
+	      || echo "note: could not install Java; the Spark tests will be skipped"; \
+	  else echo "note: java not found; the Spark tests will be skipped"; fi; }
 
 run: install
 	$(PY) -m ferry.example

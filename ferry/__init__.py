@@ -5,6 +5,7 @@
     predictor = ferry.load("churn@production")
     predictor.predict(X)
     result = ferry.optimize("churn:1")   # the fastest variant that predicts the same
+    run = ferry.batch("churn@production", "customers/", key="id")   # into the warehouse
     gate = ferry.compare("churn:2", "churn@production", "holdout.parquet", label="churned")
 
 The names below are imported on first use, so `import ferry` (and the `ferry` command line)
@@ -64,6 +65,7 @@ __all__ = [
     "Registry",
     "Tolerance",
     "__version__",
+    "batch",
     "compare",
     "feedback",
     "load",
@@ -79,3 +81,4 @@ __all__ = [
 
 
 importlib.import_module("ferry.monitor")  # light, and callable: `ferry.monitor(uri, ...)`
+importlib.import_module("ferry.batch")  # light, and callable: `ferry.batch(uri, input, ...)`

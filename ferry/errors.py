@@ -21,6 +21,7 @@
     │   └── MissingArtifactError
     ├── RegistryError                    the metadata store refused or failed
     ├── MonitoringStoreError             the monitoring store cannot be opened or written
+    ├── BatchRunError                    a batch run failed (an unreadable file, repeated keys)
     ├── NotFittedError (AttributeError)  a drift detector scored before it was fitted
     └── ServingError                     the server cannot answer this request now
         ├── ModelNotReadyError           known, but not loaded (loading, unloaded, failed)
@@ -72,6 +73,11 @@ class RequestTooLargeError(InvalidInputError):
 
 class RequestTimeoutError(InvalidInputError):
     """A client that did not send its whole request within the server's request timeout."""
+
+
+class BatchRunError(FerryError):
+    """A batch scoring run failed: an input file that cannot be read, keys that repeat, a
+    target that refused the rows. Earlier results stay as they were."""
 
 
 class NotFoundError(FerryError, LookupError):

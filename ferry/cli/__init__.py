@@ -1,6 +1,6 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import bench, gate, monitor, optimize, serve, watch
+from ferry.cli import batch, bench, gate, monitor, optimize, serve, watch
 from ferry.cli.app import app
 
 serve.register(app)
@@ -9,6 +9,7 @@ optimize.register(app)
 monitor.register(app)
 watch.register(app)
 gate.register(app)
+batch.register(app)
 
 
 def main() -> None:

@@ -11,9 +11,11 @@ from ferry.registry.entities import (
     VersionDraft,
 )
 from ferry.registry.registry import GcReport, Registry
+from ferry.registry.runs import BatchRun, RunStatus
 
 __all__ = [
     "ArtifactStore",
+    "BatchRun",
     "Event",
     "GcReport",
     "ModelVersion",
@@ -21,6 +23,7 @@ __all__ = [
     "Registry",
     "Report",
     "ReportDraft",
+    "RunStatus",
     "Runtime",
     "VersionDraft",
 ]

@@ -26,6 +26,7 @@ from ferry.errors import (
     AliasNotFoundError,
     InvalidInputError,
     ModelNotFoundError,
+    NotFoundError,
     VersionNotFoundError,
 )
 from ferry.registry.artifacts import ArtifactStore
@@ -40,6 +41,7 @@ from ferry.registry.entities import (
     VersionDraft,
     extra_artifacts,
 )
+from ferry.registry.runs import BatchRun, RunStatus
 from ferry.registry.schema import AliasRow, EventRow, ModelRow, ReportRow, VersionRow
 from ferry.settings import DEFAULT_GC_GRACE_S, Settings
 from ferry.signature import Signature, Task
@@ -281,6 +283,40 @@ class Registry:
     def read_report(self, report: Report) -> bytes:
         return self.artifacts.get(report.sha256, model=report.model, version=report.version)
 
+    # -- batch runs -------------------------------------------------------------------------
+
+    def add_run(self, run: BatchRun) -> BatchRun:
+        """Record a batch run as it starts (or again as it resumes)."""
+        with self._transaction(write=True) as session:
+            _find_version(session, _model_row(session, run.model), run.version)
+            return session.merge(run)
+
+    def finish_run(self, run_id: str, status: RunStatus, *, rows: int, duration_s: float,
+                   error: str | None = None) -> BatchRun:
+        """Mark a run completed or failed, with its rows and the seconds it worked."""
+        with self._transaction(write=True) as session:
+            run = _run_row(session, run_id)
+            run.status, run.rows, run.error = str(status), rows, error
+            run.finished_at, run.duration_s = _now(), duration_s
+            return run
+
+    def runs(self, name: str, version: int | None = None,
+             status: RunStatus | None = None) -> list[BatchRun]:
+        """A model's batch runs, newest first; of one version or status when given."""
+        with self._transaction(write=False) as session:
+            _model_row(session, name)
+            query = select(BatchRun).where(BatchRun.model == name)
+            if version is not None:
+                query = query.where(BatchRun.version == version)
+            if status is not None:
+                query = query.where(BatchRun.status == str(status))
+            return list(session.scalars(query.order_by(BatchRun.started_at.desc(),
+                                                       BatchRun.id.desc())).all())
+
+    def run(self, run_id: str) -> BatchRun:
+        with self._transaction(write=False) as session:
+            return _run_row(session, run_id)
+
     # -- history and artifacts --------------------------------------------------------------
 
     def history(self, name: str) -> list[Event]:
@@ -425,6 +461,13 @@ def _version_entity(name: str, row: VersionRow, aliases: tuple[str, ...]) -> Mod
         forced=bool(row.forced), created_at=_utc(row.created_at),
         created_by=row.created_by or "", aliases=aliases, profile_sha256=row.profile_sha256,
     )
+
+
+def _run_row(session: Session, run_id: str) -> BatchRun:
+    run = session.get(BatchRun, run_id)
+    if run is None:
+        raise NotFoundError(f"no batch run {run_id!r}: `ferry runs MODEL` lists them")
+    return run
 
 
 def _report_entity(name: str, row: ReportRow) -> Report:
