@@ -38,10 +38,14 @@ def read_model_file(path: Path, *, framework: str | None = None,
 
 
 def _read_directory(path: Path, signature: str | None) -> object:
-    """A TensorFlow SavedModel directory (the only model format that is a directory)."""
+    """A TensorFlow SavedModel directory, or a Spark ML pipeline saved with
+    `model.write().save(path)` (the model formats that are directories)."""
+    if (path / "metadata").is_dir() and (path / "stages").is_dir():
+        return converter_for("sparkml").read_file(path)
     if not (path / "saved_model.pb").is_file():
-        raise InvalidInputError(f"{path} is a directory but not a TensorFlow SavedModel (no"
-                                " saved_model.pb): give a model file")
+        raise InvalidInputError(f"{path} is a directory but neither a TensorFlow SavedModel"
+                                " (no saved_model.pb) nor a saved Spark ML pipeline: give a"
+                                " model file")
     converter_for("tensorflow")  # a clear error when the extra is missing
     from ferry.convert.tensorflow import DEFAULT_SIGNATURE, SavedModel
 

@@ -8,11 +8,15 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from postgres_server import PostgresServer, start_server
 
 from ferry.registry import Registry
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -79,3 +83,41 @@ def sqlite_registry(tmp_path: Path) -> Iterator[Registry]:
                         artifacts_url=str(tmp_path / "artifacts"), actor="tester")
     yield registry
     registry.close()
+
+
+@pytest.fixture(scope="session")
+def spark() -> SparkSession:
+    """The test run's one local SparkSession (`tests/spark_session.py`); skips the test when
+    Java or pyspark is missing."""
+    import importlib.util
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java 17 or 21 on PATH")
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("pyspark is not installed: pip install 'ferry-ml[spark]'")
+    from spark_session import spark_session
+
+    return spark_session()
+
+
+@pytest.fixture
+def moto_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 for one test, with the AWS_* variables pointing at it;
+    yields its endpoint URL. Skips when moto, boto3 or s3fs is missing."""
+    import socket
+
+    server_module = pytest.importorskip("moto.server", reason="moto[server] is a test extra")
+    s3fs = pytest.importorskip("s3fs", reason="s3fs is the s3 extra")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
+        monkeypatch.setenv(key, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    yield endpoint
+    server.stop()

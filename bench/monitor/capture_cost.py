@@ -20,45 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
+from pinned_server import start_pinned_server  # noqa: E402
 from processor import processor  # noqa: E402
 
 BIN = Path(sys.executable).parent
 MODEL = "breast-cancer"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serve(env: dict[str, str], capture: bool) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    args = ["taskset", "-c", "0", str(BIN / "ferry"), "serve", MODEL, "--http-port", str(port),
-            "--grpc-port", "-1", "--no-access-log"] + ([] if capture else ["--no-capture"])
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=1):
-                return process, port
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not become ready")
+    return start_pinned_server(MODEL, env, *([] if capture else ["--no-capture"]),
+                               ready_within_s=60)
 
 
 def load(env: dict[str, str], port: int, duration: float) -> dict[str, Any]:

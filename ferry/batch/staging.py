@@ -16,6 +16,8 @@ import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ferry.batch.outputs import STAMP_COLUMNS
+
 PART_NAME = re.compile(r"part-(\d{5,})\.parquet$")
 
 
@@ -61,7 +63,8 @@ class Staging:
         with fs.open(target, "wb") as file:
             writer: pq.ParquetWriter | None = None
             for batch in batches:
-                writer = writer or pq.ParquetWriter(file, batch.schema)
+                writer = writer or pq.ParquetWriter(
+                    file, batch.schema, use_dictionary=dictionary_columns(batch.schema))
                 writer.write_batch(batch)
                 rows += batch.num_rows
             if writer is not None:
@@ -81,6 +84,14 @@ class Staging:
         fs = self.filesystem()
         if fs.exists(self.path):
             fs.rm(self.path, recursive=True)
+
+
+def dictionary_columns(schema: pa.Schema) -> list[str]:
+    """Columns worth a Parquet dictionary: text, and the run's constant stamp columns.
+    Trying one on every column (pyarrow's default) costs more than the rest of the write on
+    probability columns, which never fit one."""
+    return [f.name for f in schema if f.name in STAMP_COLUMNS or pa.types.is_string(f.type)
+            or pa.types.is_large_string(f.type) or pa.types.is_dictionary(f.type)]
 
 
 def _empty_part(fs: fsspec.AbstractFileSystem, final: str) -> None:

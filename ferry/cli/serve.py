@@ -22,6 +22,7 @@ from ferry.serve.defaults import (
     DEFAULT_MAX_QUEUE_SIZE,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_STORED_REFRESH_S,
 )
 from ferry.uri import ModelURI
 
@@ -62,6 +63,9 @@ def serve(
     drift_every: Annotated[str, typer.Option(
         help="Judge drift of every served version this often (30s, 10m, 1h; 0: never).")
     ] = "10m",
+    stored_refresh_s: Annotated[float, typer.Option(
+        help="Look for a newer batch run behind stored predictions at most this often.")
+    ] = DEFAULT_STORED_REFRESH_S,
 ) -> None:
     """Serve models from the registry over the Open Inference Protocol (HTTP and gRPC)."""
     from ferry.monitor.capture.settings import CaptureSettings
@@ -89,7 +93,8 @@ def serve(
                                      enabled=capture, sample_rows_per_s=capture_rows_per_s),
                                  drift_every_s=parse_duration(
                                      drift_every, "--drift-every", allow_zero=True
-                                 ).total_seconds())
+                                 ).total_seconds(),
+                                 stored_refresh_s=stored_refresh_s)
     access.configure_logging(access_log)  # JSON lines on stderr (ferry.serve.access)
     run(uris or [], settings, workers=workers)
 

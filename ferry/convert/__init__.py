@@ -21,6 +21,7 @@ BUILTIN_CONVERTERS: dict[str, str] = {
     "lightgbm": "ferry.convert.lightgbm:LightGBMConverter",
     "torch": "ferry.convert.torch:TorchConverter",
     "tensorflow": "ferry.convert.tensorflow:TensorFlowConverter",
+    "sparkml": "ferry.convert.sparkml:SparkMLConverter",
     "sklearn": "ferry.convert.sklearn:SklearnConverter",
 }
 """Framework name -> converter class, in the order `find_converter` tries them."""

@@ -5,7 +5,8 @@ and encode the answer; errors are `ferry.errors` classes that `ferry.serve.outco
 both. Inference is two steps so that the HTTP front end can answer from a callback:
 `served()` resolves the model (the request recorder labels the request with it), then
 `begin_infer()` queues the request and returns its `PendingInference`; `infer()` does both
-and waits.
+and waits. Stored predictions (`stored()`) are looked up in the latest batch runs' rows,
+without a model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ferry import __version__
+from ferry.batch.stored import StoredPredictions
 from ferry.errors import InvalidInputError, UnauthorizedError
 from ferry.monitor.feedback import FeedbackResult, attach, labels_from_document
 from ferry.serve.batching import Arrays
@@ -51,6 +53,7 @@ class DataPlane:
         self.store = store
         """The store the capture writes to, where feedback attaches labels (None: no
         capture)."""
+        self._stored: StoredPredictions | None = None
 
     def live(self) -> bool:
         return True
@@ -128,6 +131,19 @@ class DataPlane:
         served = self.repository.get(name, version)
         labels = labels_from_document(document)
         return await asyncio.to_thread(attach, self.store, served.version, labels)
+
+    def stored(self) -> StoredPredictions:
+        """The stored predictions of batch runs, set up (with its loader threads) at the first
+        lookup."""
+        if self._stored is None:
+            self._stored = StoredPredictions(self.repository.registry,
+                                             self.settings.stored_refresh_s)
+        return self._stored
+
+    def close(self) -> None:
+        """Stop the stored predictions' loads (at shutdown)."""
+        if self._stored is not None:
+            self._stored.close()
 
     def _authorize(self, token: str | None) -> None:
         expected = self.settings.admin_token

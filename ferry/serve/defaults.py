@@ -14,3 +14,6 @@ DEFAULT_MAX_BATCH_SIZE = 64
 DEFAULT_MAX_QUEUE_DELAY_S = 0.0
 DEFAULT_MAX_QUEUE_SIZE = 1024
 DEFAULT_INSTANCES = 1
+DEFAULT_STORED_REFRESH_S = 2.0
+"""How often, at most, stored predictions (`/v2/models/{name}/predictions`) ask the registry
+for a newer completed batch run."""

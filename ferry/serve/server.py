@@ -188,6 +188,7 @@ class Server:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.repository.close(self.settings.shutdown_grace_s)
+        self.dataplane.close()
         if self.capture is not None:  # every request is answered: write what they left
             await asyncio.to_thread(self.capture.close)
 

@@ -15,6 +15,7 @@ from ferry.serve.defaults import (
     DEFAULT_HTTP_PORT,
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_REQUEST_TIMEOUT_S,
+    DEFAULT_STORED_REFRESH_S,
 )
 
 DEFAULT_POLL_INTERVAL_S = 0.5
@@ -49,6 +50,9 @@ class ServeSettings:
     drift_every_s: float = DEFAULT_DRIFT_EVERY_S
     """Seconds between drift runs over every served version with a reference profile
     (`ferry.serve.drift_schedule`); 0: none. Needs the capture."""
+    stored_refresh_s: float = DEFAULT_STORED_REFRESH_S
+    """Seconds between checks for a newer batch run behind `/v2/models/{name}/predictions`
+    (`ferry.batch.stored`)."""
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -66,3 +70,5 @@ class ServeSettings:
                             "threads per model call; 0: ONNX Runtime's default")
         validation.not_negative("drift_every_s", self.drift_every_s,
                                 "seconds between drift runs; 0: none")
+        validation.positive("stored_refresh_s", self.stored_refresh_s,
+                            "between checks for a newer batch run")

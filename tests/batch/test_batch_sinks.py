@@ -47,3 +47,19 @@ def test_a_sink_reopened_from_its_description_reads_the_same_run(tmp_path: Path)
     sink.publish("r1", sink.staging("r1"), [])
     again = open_sink(sink.description, "churn", tmp_path)
     assert again.read("r1").num_rows == 3
+
+
+@pytest.mark.postgres
+def test_a_batch_into_postgres_is_scored_row_for_row(postgres_url: str, tmp_path: Path) -> None:
+    from batch_data import assert_scored, register_classifier, write
+
+    from ferry.batch import batch
+
+    frame = register_classifier()
+    target = postgres_url.replace("postgresql:", "postgresql+psycopg:") + "#churn_scores"
+
+    run = batch("churn", str(write(frame, tmp_path / "in.parquet")), target, key="id",
+                keep=["city"])
+
+    assert run.output.endswith("#churn_scores")
+    assert_scored(run, frame)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from batch_data import assert_scored, register_classifier, write, write_parts
+from batch_data import (
+    FEATURES,
+    assert_scored,
+    register_classifier,
+    register_regressor,
+    rows,
+    run_rows,
+    write,
+    write_parts,
+)
 
+import ferry
 from ferry.batch import batch
 from ferry.batch.sources import PART_ROWS, Format, open_source
 
@@ -61,23 +70,10 @@ def test_row_groups_are_joined_into_parts_of_bounded_size(tmp_path: Path) -> Non
 
 
 @pytest.fixture
-def s3_folder(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server_module = pytest.importorskip("moto.server", reason="moto[server] is a test extra")
+def s3_folder(moto_s3: str) -> str:
     boto3 = pytest.importorskip("boto3")
-    s3fs = pytest.importorskip("s3fs", reason="s3fs is the s3 extra")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="lake")
-    s3fs.S3FileSystem.clear_instance_cache()
-    yield "s3://lake"
-    server.stop()
+    boto3.client("s3", endpoint_url=moto_s3).create_bucket(Bucket="lake")
+    return "s3://lake"
 
 
 def test_input_and_output_on_s3(frame: pd.DataFrame, s3_folder: str, tmp_path: Path) -> None:
@@ -91,3 +87,55 @@ def test_input_and_output_on_s3(frame: pd.DataFrame, s3_folder: str, tmp_path: P
 
     assert_scored(run, frame)
     assert fs.ls(f"{s3_folder}/scores", detail=False) == [f"lake/scores/run-{run.id}"]
+
+
+
+def test_a_version_on_openvino_is_scored_on_openvino(tmp_path: Path) -> None:
+    """What the optimizer registers for its `openvino-fp32` candidate, scored as served,
+    with the recorded two threads set to the batch's one."""
+    import dataclasses
+
+    from ferry.batch.kernel import with_threads
+    from ferry.registry import Registry, VersionDraft
+
+    register_regressor("price")
+    frame = rows()
+    registry = Registry()
+    parent = registry.get("price")
+    fields = {f.name: getattr(parent, f.name) for f in dataclasses.fields(VersionDraft)
+              if hasattr(parent, f.name)}
+    draft = VersionDraft(**{**fields, "runtime": "openvino", "runtime_settings": {
+        "openvino": {"precision": "f32", "threads": 2, "ir": False}}})
+    variant = registry.create_version("price", draft)
+    data = write(frame, tmp_path / "in.parquet")
+
+    run = batch(variant.uri, str(data), str(tmp_path / "out"), key="id")
+
+    got = run_rows(run)
+    expected = ferry.load("price:1").predict(frame[FEATURES])
+    np.testing.assert_allclose(got["prediction"], expected, rtol=1e-5, atol=1e-4)
+    assert run.version == 2 and "proba_0" not in got
+    assert with_threads(variant, 1).runtime_settings["openvino"]["threads"] == 1
+
+
+def test_a_pipeline_with_a_text_column_reads_one_column_per_input(tmp_path: Path) -> None:
+    """skl2onnx gives a pipeline of mixed columns one `[batch, 1]` input per column."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    frame = rows()
+    features = frame[["city", *FEATURES]]
+    model = Pipeline([("prep", ColumnTransformer([("city", OneHotEncoder(), ["city"]),
+                                                  ("num", StandardScaler(), FEATURES)])),
+                      ("lr", LogisticRegression())]).fit(features, frame["x1"] > 0)
+    ferry.register(model, "mixed", sample=features.head(50))
+    data = write_parts(frame, tmp_path / "data", 2, ".csv")
+
+    run = batch("mixed", str(data), str(tmp_path / "out"), key="id", workers=2)
+
+    got = run_rows(run)
+    np.testing.assert_array_equal(got["prediction"], model.predict(features))
+    np.testing.assert_allclose(got["proba_True"], model.predict_proba(features)[:, 1],
+                               rtol=1e-4, atol=1e-6)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from http_helpers import post_json
 
 if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("tf2onnx") is None:
     pytest.skip("the tensorflow extra is not installed: pip install 'ferry-ml[tensorflow]'",
@@ -200,31 +201,18 @@ def test_tensorflow_serving_rest_clients_get_tf_servings_answers(
     rows = _head(cases["two-inputs"].rows, 3)
     instances = [{"city": [str(c[0])], "numbers": n.tolist()}
                  for c, n in zip(rows["city"], rows["numbers"], strict=True)]
-    status, answer = _post(server, "/v1/models/two-inputs:predict", {"instances": instances})
+    status, answer = post_json(server.http_url, "/v1/models/two-inputs:predict",
+                               {"instances": instances})
     assert status == 200
     np.testing.assert_allclose(np.asarray(answer["predictions"]),
                                cases["two-inputs"].original(rows), rtol=1e-4, atol=1e-6)
     images = cases["cnn"].rows[:2]
-    status, answer = _post(server, "/v1/models/cnn/versions/1:predict",
-                           {"signature_name": "serving_default", "inputs": images.tolist()})
+    status, answer = post_json(server.http_url, "/v1/models/cnn/versions/1:predict",
+                               {"signature_name": "serving_default", "inputs": images.tolist()})
     assert status == 200
     np.testing.assert_allclose(np.asarray(answer["outputs"]), cases["cnn"].original(images),
                                rtol=1e-4, atol=1e-6)
 
-
-def _post(server: RunningServer, path: str, document: Any) -> tuple[int, Any]:
-    import http.client
-    import json
-
-    host, port = server.http_url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
-    try:
-        connection.request("POST", path, json.dumps(document).encode(),
-                           {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
-    finally:
-        connection.close()
 
 
 @pytest.mark.parametrize("name", ["cnn", "batchnorm", "two-inputs", "savedmodel", "h5"])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 from sklearn.datasets import load_iris
@@ -17,27 +14,11 @@ from ferry.registry import Registry
 BUCKET = "ferry-artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def s3_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    server_module = pytest.importorskip("moto.server", reason="moto[server] is a test extra")
+def s3_url(moto_s3: str) -> str:
     boto3 = pytest.importorskip("boto3")
-    pytest.importorskip("s3fs", reason="s3fs is the s3 extra")
-    port = _free_port()
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": endpoint}.items():
-        monkeypatch.setenv(key, value)
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
-    yield f"s3://{BUCKET}/ferry"
-    server.stop()
+    boto3.client("s3", endpoint_url=moto_s3).create_bucket(Bucket=BUCKET)
+    return f"s3://{BUCKET}/ferry"
 
 
 def test_register_and_load_with_artifacts_on_s3(s3_url: str, tmp_path: object) -> None:

@@ -1,5 +1,6 @@
-"""The Open Inference Protocol over HTTP, plus `/predict` for people, `/metrics` and `/docs`
-(the inference endpoint itself is `ferry.serve.rest.infer`, in front of these routes).
+"""The Open Inference Protocol over HTTP, plus `/predict` for people, stored batch predictions
+by key (`ferry.serve.rest.stored`), `/metrics` and `/docs` (the inference endpoint itself is
+`ferry.serve.rest.infer`, in front of these routes).
 
 Handlers only translate: read the body, decode, call the data plane, encode. Errors are
 mapped to HTTP in `ferry.serve.rest.errors`.
@@ -26,6 +27,7 @@ from ferry.serve.rest.errors import handle_error, handle_http_error
 from ferry.serve.rest.infer import InferenceCalls, InferEndpoint, read_limited_body
 from ferry.serve.rest.openapi import openapi_document
 from ferry.serve.rest.predict import decode_rows, encode_predictions
+from ferry.serve.rest.stored import stored_routes
 from ferry.serve.rest.tfserving import tfserving_routes
 from ferry.serve.statistics import statistics_document
 from ferry.serve.types import TensorMetadata
@@ -179,6 +181,7 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics,
         *_both("/v2/models/{name}/config", model_config, ["GET"]),
         *_both("/v2/models/{name}/stats", model_statistics, ["GET"]),
         *_both("/v2/models/{name}/feedback", feedback, ["POST"]),
+        *stored_routes(),
         Route("/v2/repository/index", repository_index, methods=["POST"]),
         Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
         Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),

@@ -55,6 +55,14 @@ def _parameters() -> dict[str, Any]:
                       "description": "a version number (TensorFlow Serving's int64)"},
         "TFLabel": {"name": "label", "in": "path", "required": True, "schema": NAME,
                     "description": "a version label: one of the model's aliases"},
+        "StoredKey": {"name": "key", "in": "path", "required": True, "schema": NAME,
+                      "description": "a value of the batch run's key column (--key)"},
+        "StoredVersion": {"name": "version", "in": "query", "schema": {
+            "type": "string", "pattern": "^[0-9]{1,10}$"},
+            "description": "the newest completed run of this version number"},
+        "StoredAlias": {"name": "alias", "in": "query", "schema": NAME,
+                        "description": "the newest completed run of the version this alias"
+                                       " names (production, ...)"},
         "HeaderLength": {"name": "Inference-Header-Content-Length", "in": "header",
                          "schema": COUNT, "description": "binary tensor extension: the length"
                                                          " of the JSON header before the tensors"},
@@ -130,6 +138,27 @@ def _model_paths(base: str, suffix: str, names: list[str], errors: str) -> dict[
     for item in paths.values():
         item["parameters"] = [{"$ref": f"#/components/parameters/{name}"} for name in names]
     return paths
+
+
+def _stored_paths(base: str, suffix: str, names: list[str]) -> dict[str, Any]:
+    """Stored batch predictions by key (`ferry.serve.rest.stored`); without a version in the
+    path, `?version=` or `?alias=` picks the run."""
+    one = _operation(f"storedPrediction{suffix}", "One key's stored batch prediction",
+                     _ok("the prediction and the run that made it", ref("StoredPrediction")),
+                     "400 404")
+    many = _operation(f"storedPredictions{suffix}", "Stored batch predictions of several keys",
+                      _ok("the keys found, in request order, and those missing",
+                          ref("StoredPredictions")), "400 404 413",
+                      _body(ref("StoredPredictionsRequest")))
+    if "ModelVersion" not in names:
+        for operation in (one, many):
+            operation["parameters"] = [{"$ref": "#/components/parameters/StoredVersion"},
+                                       {"$ref": "#/components/parameters/StoredAlias"}]
+    parameters = [{"$ref": f"#/components/parameters/{name}"} for name in names]
+    return {f"{base}/predictions/{{key}}": {
+                "parameters": [*parameters, {"$ref": "#/components/parameters/StoredKey"}],
+                "get": one},
+            f"{base}/predictions": {"parameters": parameters, "post": many}}
 
 
 def _repository_paths() -> dict[str, Any]:
@@ -209,6 +238,9 @@ def _paths() -> dict[str, Any]:
             **_tagged("models", _model_paths(model, "", ["ModelName"], "404 503")),
             **_tagged("model versions", _model_paths(
                 versioned, "Version", ["ModelName", "ModelVersion"], "400 404 503")),
+            **_tagged("stored predictions", {
+                **_stored_paths(model, "", ["ModelName"]),
+                **_stored_paths(versioned, "Version", ["ModelName", "ModelVersion"])}),
             **_tagged("repository", _repository_paths()),
             **_tagged("tensorflow serving", _tfserving_paths())}
 
@@ -220,8 +252,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "ferry", "version": __version__,
                  "description": "The Open Inference Protocol (KServe V2 / Triton) with Triton's"
                                 " binary tensor, model repository, statistics and model"
-                                " configuration extensions, plus /predict for rows and"
-                                " TensorFlow Serving's REST API (/v1/models)."},
+                                " configuration extensions, plus /predict for rows, stored"
+                                " batch predictions by key (/predictions) and TensorFlow"
+                                " Serving's REST API (/v1/models)."},
         "paths": _paths(),
         "components": {"schemas": schemas(), "responses": _responses(),
                        "parameters": _parameters(),

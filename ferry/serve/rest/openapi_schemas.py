@@ -1,11 +1,12 @@
 """The shapes in the OpenAPI document (`components/schemas`): the Open Inference Protocol's
 bodies as strict as the server that reads them, and Triton's statistics and model
-configuration extensions, and TensorFlow Serving's REST API."""
+configuration extensions, stored batch predictions, and TensorFlow Serving's REST API."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ferry.batch.stored import MAX_KEYS
 from ferry.monitor.feedback import MAX_LABELS_PER_CALL, MAX_ROW
 from ferry.serve.datatypes import DATATYPES
 
@@ -94,6 +95,26 @@ def _predict_schemas() -> dict[str, Schema]:
         "PredictResponse": _object(["model_name", "model_version", "predictions"], {
             "model_name": STRING, "model_version": STRING, "predictions": _array({}),
             "probabilities": _array(_array({"type": "number"})), "classes": _array({})}),
+    }
+
+
+def _stored_schemas() -> dict[str, Schema]:
+    """Stored batch predictions (`ferry.batch.stored`)."""
+    key: Schema = {"oneOf": [STRING, {"type": "number"}],
+                   "description": "a value of the run's key column"}
+    run = {"model": STRING, "version": INTEGER, "run_id": STRING,
+           "scored_at": {"type": "string", "format": "date-time"}}
+    row = {"key": key, "prediction": {"description": "the label or value predicted"},
+           "probabilities": {"type": "object", "additionalProperties": {"type": "number"},
+                             "description": "by class label (classifiers)"},
+           "kept": {**OBJECT, "description": "the columns kept with --keep"}}
+    return {
+        "StoredPredictionsRequest": _object(["keys"], {"keys": _array(
+            key, minItems=1, maxItems=MAX_KEYS)}),
+        "StoredPrediction": _object([*run, "key", "prediction", "kept"], {**run, **row}),
+        "StoredRow": _object(["key", "prediction", "kept"], row),
+        "StoredPredictions": _object([*run, "predictions", "missing"], {
+            **run, "predictions": _array(ref("StoredRow")), "missing": _array(key)}),
     }
 
 
@@ -217,5 +238,5 @@ def _tfserving_schemas() -> dict[str, Schema]:
 def schemas() -> dict[str, Schema]:
     """Every shape, by name."""
     return {**_protocol_schemas(), **_metadata_schemas(), **_predict_schemas(),
-            **_repository_schemas(), **_feedback_schemas(), **_statistics_schemas(),
-            **_config_schemas(), **_tfserving_schemas()}
+            **_stored_schemas(), **_repository_schemas(), **_feedback_schemas(),
+            **_statistics_schemas(), **_config_schemas(), **_tfserving_schemas()}

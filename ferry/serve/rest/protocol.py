@@ -5,34 +5,44 @@ uvicorn runs every request as an ASGI task: a scope, receive and send awaitables
 checks, and the status line and the body written in two packets. For the inference path that
 is most of the server's time per request. Here an inference request is decoded when its body
 is complete, queued on the batcher, and answered by a callback on the batch's future, in one
-write, with no task of its own. Every other request, and a request pipelined behind one not
-yet answered, goes the ASGI way to the same app (whose `InferEndpoint` answers the same).
+write, with no task of its own. A stored-prediction GET (`/v2/models/{name}/predictions/
+{key}`) whose batch run is held in memory is answered the same way, as soon as its headers
+are in. Every other request, and a request pipelined behind one not yet answered, goes the
+ASGI way to the same app (whose `InferEndpoint` and routes answer the same).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from typing import Any
+from urllib.parse import unquote
 
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from ferry.serve import access
 from ferry.serve.rest.infer import (
     CONTENT_LENGTH,
     INFER_PATH,
+    JSON_TYPE,
     Headers,
     InferCall,
     InferenceCalls,
     infer_headers,
     too_large,
 )
+from ferry.serve.rest.stored import held_answer
 from ferry.serve.rest.upload import upload_timeout
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _FAST_PATH = re.compile(INFER_PATH.pattern.encode())
 """The inference path on the raw (still percent-encoded) bytes; one with a `%` goes the ASGI
 way, which decodes it."""
+_LOOKUP_PATH = re.compile(rb"/v2/models/([^/%]+)(?:/versions/([^/%]+))?/predictions/(.+)")
+"""A stored-prediction GET; the key may be percent-encoded, the name and version may not."""
+_JSON_HEADERS = [(b"content-type", JSON_TYPE)]
 
 
 class _NoEvent:
@@ -76,6 +86,18 @@ class InferExchange:
         """The request timeout for the body, armed when it does not come with the headers."""
 
 
+class LookupExchange:
+    """A stored-prediction GET answered at once (it stands in for uvicorn's cycle)."""
+
+    __slots__ = ("disconnected", "keep_alive", "message_event", "response_complete")
+
+    def __init__(self, keep_alive: bool):
+        self.keep_alive = keep_alive
+        self.response_complete = False
+        self.disconnected = False
+        self.message_event = _NO_EVENT
+
+
 class InferHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the inference fast path; see the module docstring.
     `protocol_class(calls, upload_timeout_s)` binds it to a server's `InferenceCalls`."""
@@ -99,14 +121,39 @@ class InferHttpProtocol(HttpToolsProtocol):
             self._fail(exchange, upload_timeout(self.upload_timeout_s))
 
     def on_headers_complete(self) -> None:
-        if self.parser.get_method() == b"POST" and self._idle():
+        method = self.parser.get_method()
+        if method == b"POST" and self._idle():
             path = httptools.parse_url(self.url).path
             match = _FAST_PATH.fullmatch(path)
             if match is not None and b"%" not in path:
                 self._begin_exchange(match.group(1).decode(),
                                      _optional(match.group(2)), path.decode())
                 return
+        elif method == b"GET" and self._idle() and self._lookup():
+            return
         super().on_headers_complete()
+
+    def _lookup(self) -> bool:
+        """Answer a stored-prediction GET now, if the run is held; False: go the ASGI way."""
+        url = httptools.parse_url(self.url)
+        target = _lookup_target(url.path)
+        if target is None:
+            return False
+        started = time.perf_counter()
+        name, version, key = target
+        answer = held_answer(self.calls.dataplane, name, version, url.query or b"", key)
+        if answer is None:
+            return False
+        exchange = LookupExchange(self.parser.get_http_version() == "1.1"
+                                  and self.parser.should_keep_alive())
+        self.cycle = exchange  # type: ignore[assignment]
+        self._write(exchange, answer[0], answer[1], _JSON_HEADERS)
+        if self.calls.recorder.access_log and access.enabled():
+            access.log_request(protocol="http", method="GET", path=unquote(url.path.decode()),
+                               status=answer[0], bytes=len(answer[1]),
+                               duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                               client=self.client[0] if self.client else "")
+        return True
 
     def _idle(self) -> bool:
         return (not self.pipeline and self.limit_concurrency is None
@@ -183,7 +230,7 @@ class InferHttpProtocol(HttpToolsProtocol):
         status, payload, headers = self.calls.fail(exchange.call, exc)
         self._write(exchange, status, payload, headers)
 
-    def _write(self, exchange: InferExchange, status: int, payload: bytes,
+    def _write(self, exchange: InferExchange | LookupExchange, status: int, payload: bytes,
                headers: Headers) -> None:
         """Status line, headers and body in one write; then what uvicorn does after a
         response (keep-alive timer, the next pipelined request, or closing)."""
@@ -223,6 +270,16 @@ def _stop_reading(exchange: InferExchange) -> None:
     if exchange.timer is not None:
         exchange.timer.cancel()
         exchange.timer = None
+
+
+def _lookup_target(path: bytes) -> tuple[str, str | None, str] | None:
+    """The model, version and (decoded) key of a stored-prediction path, or None."""
+    match = _LOOKUP_PATH.fullmatch(path)
+    if match is None or not path.isascii():
+        return None
+    version = match.group(2)
+    return (match.group(1).decode(), None if version is None else version.decode(),
+            unquote(match.group(3).decode()))
 
 
 def _optional(value: bytes | None) -> str | None:
