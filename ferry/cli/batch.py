@@ -112,7 +112,7 @@ def _summary(run: BatchRun) -> None:
     seconds = run.duration_s or 0.0
     rate = run.rows / seconds if seconds > 0 else 0.0
     stdout.print(f"run {run.id}: scored {run.rows:,} rows with {run.uri} in {seconds:.1f} s"
-                 f" ({rate:,.0f} rows/s) into {run.output}")
+                 f" ({rate:,.0f} rows/s) into {run.output}", soft_wrap=True, highlight=False)
 
 
 @handles_errors

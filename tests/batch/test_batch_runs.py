@@ -103,3 +103,20 @@ def test_resume_with_nothing_to_resume_starts_a_new_run(tmp_path: Path) -> None:
 
     assert second.id != first.id and second.status == RunStatus.COMPLETED
     assert len(run_rows(second)) == len(frame)
+
+
+def test_the_command_line_ends_with_a_summary(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ferry.cli import app
+
+    frame = register_classifier()
+    data = write(frame, tmp_path / "in.parquet")
+
+    result = CliRunner().invoke(app, ["batch", "churn", "--input", str(data), "--key", "id"])
+
+    assert result.exit_code == 0, result.output
+    [run] = Registry().runs("churn")
+    summary = " ".join(result.stdout.split())
+    assert f"run {run.id}: scored {len(frame):,} rows with churn:1 in" in summary
+    assert "rows/s) into" in summary and summary.endswith("warehouse.duckdb#churn")
