@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXTRAS := xgboost,lightgbm,torch,tensorflow,pmml,postgres,s3,spark,optimize,test
 
-.PHONY: install run test lint typecheck check-system clean
+.PHONY: install examples run test lint typecheck check-system clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# PostgreSQL and Java (for Spark) come from Debian's packages; the PostgreSQL tests start a
-# throwaway cluster, the Spark tests one local[2] session.
+# The Node.js and browser consumers of `ferry export` bundles (examples/, tested by
+# tests/export/test_consumers.py): onnxruntime-node and onnxruntime-web from their lock files.
+# onnxruntime-node's postinstall would download from a host CI cannot reach; its CPU binaries
+# are in the npm package, so it is skipped.
+EXAMPLE_MODULES := examples/node/node_modules examples/web/node_modules
+
+examples: $(EXAMPLE_MODULES)
+
+examples/%/node_modules: examples/%/package.json examples/%/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "note: npm not found; the examples/$* consumer tests will be skipped"; exit 0; } ; \
+	cd examples/$* && ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund \
+	  --loglevel=error && touch node_modules
+
+# PostgreSQL, Java (for Spark), Node.js and Chromium (for the bundle consumers in examples/)
+# come from Debian's packages; the PostgreSQL tests start a throwaway cluster, the Spark tests
+# one local[2] session, the consumer tests Node.js and headless Chromium.
 check-system:
 	@command -v pg_createcluster >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -28,6 +43,16 @@ check-system:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null) \
 	      || echo "note: could not install Java; the Spark tests will be skipped"; \
 	  else echo "note: java not found; the Spark tests will be skipped"; fi; }
+	@command -v npm >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null) \
+	      || echo "note: could not install Node.js; the Node.js consumer tests will be skipped"; \
+	  else echo "note: npm not found; the Node.js consumer tests will be skipped"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	      || echo "note: could not install Chromium; the browser consumer tests will be skipped"; \
+	  else echo "note: chromium not found; the browser consumer tests will be skipped"; fi; }
 
 run: install
 	$(PY) -m ferry.example
@@ -39,8 +64,8 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-test: install check-system lint typecheck
+test: install check-system examples lint typecheck
 	$(VENV)/bin/pytest
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE_MODULES)

@@ -7,6 +7,7 @@
     result = ferry.optimize("churn:1")   # the fastest variant that predicts the same
     run = ferry.batch("churn@production", "customers/", key="id")   # into the warehouse
     gate = ferry.compare("churn:2", "churn@production", "holdout.parquet", label="churned")
+    ferry.export("churn@production", "churn-bundle/")   # ONNX, signature, golden cases
 
 The names below are imported on first use, so `import ferry` (and the `ferry` command line)
 does not load numpy, pandas, ONNX or the registry until something needs them.
@@ -67,6 +68,7 @@ __all__ = [
     "__version__",
     "batch",
     "compare",
+    "export",
     "feedback",
     "load",
     "load_sample",
@@ -82,3 +84,4 @@ __all__ = [
 
 importlib.import_module("ferry.monitor")  # light, and callable: `ferry.monitor(uri, ...)`
 importlib.import_module("ferry.batch")  # light, and callable: `ferry.batch(uri, input, ...)`
+importlib.import_module("ferry.export")  # light, and callable: `ferry.export(uri, directory)`

@@ -1,6 +1,6 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import batch, bench, gate, monitor, optimize, serve, watch
+from ferry.cli import batch, bench, export, gate, monitor, optimize, serve, watch
 from ferry.cli.app import app
 
 serve.register(app)
@@ -10,6 +10,7 @@ monitor.register(app)
 watch.register(app)
 gate.register(app)
 batch.register(app)
+export.register(app)
 
 
 def main() -> None:
