@@ -5,7 +5,7 @@
     │   ├── InvalidNameError             a model or alias name that cannot be used
     │   ├── InvalidURIError              a model URI that does not parse
     │   ├── SampleMismatchError          sample or input columns that do not fit the model
-    │   ├── UnsafeFileError              a pickle the user did not say to trust
+    │   ├── UnsafeFileError              a pickle or stored steps the user did not say to trust
     │   ├── RequestTooLargeError         a request body over the server's limit
     │   └── RequestTimeoutError          a request body not sent within the server's timeout
     ├── NotFoundError (LookupError)
@@ -22,6 +22,7 @@
     ├── RegistryError                    the metadata store refused or failed
     ├── MonitoringStoreError             the monitoring store cannot be opened or written
     ├── BatchRunError                    a batch run failed (an unreadable file, repeated keys)
+    ├── StepError                        a stored pre/post step cannot load or failed on its own
     ├── NotFittedError (AttributeError)  a drift detector scored before it was fitted
     └── ServingError                     the server cannot answer this request now
         ├── ModelNotReadyError           known, but not loaded (loading, unloaded, failed)
@@ -64,7 +65,8 @@ class SampleMismatchError(InvalidInputError):
 
 
 class UnsafeFileError(InvalidInputError):
-    """A file that would run code when loaded (a pickle) and was not explicitly trusted."""
+    """A file that would run code when loaded (a pickle, a version's stored pre/post steps)
+    and was not explicitly trusted."""
 
 
 class RequestTooLargeError(InvalidInputError):
@@ -78,6 +80,11 @@ class RequestTimeoutError(InvalidInputError):
 class BatchRunError(FerryError):
     """A batch scoring run failed: an input file that cannot be read, keys that repeat, a
     target that refused the rows. Earlier results stay as they were."""
+
+
+class StepError(FerryError):
+    """A stored pre/post-processing step that cannot be loaded (a package missing) or that
+    failed for a reason other than its input (a bug in the step)."""
 
 
 class NotFoundError(FerryError, LookupError):

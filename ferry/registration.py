@@ -4,11 +4,18 @@
 2. convert to ONNX, or, when no converter can and the user forces it, keep it native;
 3. check the ONNX form against the original on sample rows; refuse it outside tolerance
    unless forced (and record that it was);
-4. write the artifacts (original, ONNX, sample), then commit the version's row last.
+4. write the artifacts (original, ONNX, sample, the steps' source), then commit the
+   version's row last.
+
+Python pre/post-processing steps (`preprocess=`, `postprocess=`) are stored as source with the
+version (`ferry.steps`); the conversion check concerns the model alone, on `sample=` (the
+model's input); `raw_sample=` (the pipeline's input) checks that the steps run and that
+preprocess gives what the model takes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -36,6 +43,9 @@ from ferry.runtime.native import NativePredictor
 from ferry.runtime.onnx_runtime import OnnxPredictor
 from ferry.runtime.predictor import Outputs, Predictor
 from ferry.signature import Signature, Task
+from ferry.steps import Steps, StepsPredictor, capture_steps, steps_settings
+from ferry.steps.loaded import run_step
+from ferry.steps.outer import outer_signature
 from ferry.uri import validate_name
 
 log = logging.getLogger("ferry.registration")
@@ -89,6 +99,9 @@ def register(
     parent_version: int | None = None,
     dynamic_axes: Mapping[int, str] | None = None,
     reference: Any = None,
+    preprocess: Callable[[Any], Any] | None = None,
+    postprocess: Callable[[Any], Any] | None = None,
+    raw_sample: Any = None,
     registry: Registry | None = None,
 ) -> ModelVersion:
     """Register `model` as the next version of `name` and return that version.
@@ -100,12 +113,20 @@ def register(
         `{axis: name}` (e.g. `{1: "sequence"}` for token ids); others stay at the sample's.
     reference: rows the drift monitor compares live traffic with (default: the sample);
         only their profile is kept (`ferry.monitor.reference`).
+    preprocess, postprocess: top-level functions run on each whole batch before the model
+        (raw input to the model's input) and after it (its outputs by role name to outputs);
+        stored as source, so loading the version needs `trust_code=True`.
+    raw_sample: rows as the pipeline receives them (before preprocess): the steps are run on
+        them to check they fit the model; without `sample`, preprocess(raw_sample) is it.
     """
     validate_name(name)
     registry = registry or Registry()
+    steps = capture_steps(preprocess, postprocess)
     converter = find_converter(model, framework)
     if dynamic_axes:
         converter = converter.with_dynamic_axes(dynamic_axes)
+    if sample is None and raw_sample is not None and preprocess is not None:
+        sample = run_step("preprocess", preprocess.__name__, preprocess, raw_sample)
     data = _sample(converter, sample if sample is not None else example_input)
     original_outputs = None if data is None else _reference(converter, model, data)
     conversion = _convert(converter, model, data, force)
@@ -113,6 +134,7 @@ def register(
     signature = (conversion.signature if conversion is not None
                  else converter.native_signature(model, data))
     served = _served(converter, model, conversion, signature, task)
+    steps = _check_steps(steps, served, raw_sample)
     check = None
     if conversion is not None:
         check = _check(converter, model, conversion, data, original_outputs, tolerance, served)
@@ -131,7 +153,8 @@ def register(
         forced=forced, description=description, metrics=dict(metrics or {}),
         params=dict(params or {}), tags=dict(tags or {}),
         lineage=lineage.to_dict() if lineage is not None else {},
-        parent_version=parent_version, **artifacts,
+        parent_version=parent_version, runtime_settings=steps_settings(steps, registry),
+        **artifacts,
     )
     return registry.create_version(name, draft)
 
@@ -143,6 +166,22 @@ def _served(converter: Converter, model: object, conversion: Conversion | None,
     if conversion is None:
         return NativePredictor(converter, model, signature, task)
     return OnnxPredictor(conversion.onnx_model.SerializeToString(), signature, task).load()
+
+
+def _check_steps(steps: Steps | None, served: Predictor, raw_sample: Any) -> Steps | None:
+    """Run the steps, compiled from what will be stored, around the served model on
+    `raw_sample`: a step that fails, or gives what the model cannot take, is refused now.
+    Returns the steps with the pipeline's outer signature read from that run."""
+    if steps is None or raw_sample is None:
+        return steps
+    try:
+        outputs = StepsPredictor(served, steps).outputs(raw_sample)
+    except Exception as exc:
+        raise SampleMismatchError(f"the steps do not run on raw_sample: {one_line(exc)}"
+                                  ) from exc
+    signature = outer_signature(served.signature, raw_sample, outputs,
+                                preprocessed=steps.preprocess is not None)
+    return dataclasses.replace(steps, signature=signature)
 
 
 def _profile(predictor: Predictor, rows: Any) -> bytes | None:

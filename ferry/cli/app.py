@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from ferry.registry import ModelVersion, Registry, Report
     from ferry.runtime.predictor import Outputs
+    from ferry.steps import Steps
 
 app = typer.Typer(help="ferry: carry a trained model from a notebook to production.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -189,25 +190,39 @@ def versions(name: str, json_output: JsonFlag = False) -> None:
 @app.command()
 @handles_errors
 def show(uri: str, json_output: JsonFlag = False) -> None:
-    """Show a version: signature, metrics, lineage, conversion check, gate and test results."""
+    """Show a version: signature, steps, metrics, lineage, conversion check, gate and test
+    results."""
+    from ferry.steps import steps_of
+
     registry = _registry()
     version = registry.get(uri)
     reports = registry.reports(version.name, version.version)
+    steps = steps_of(version, registry)
     if json_output:
-        print_json({**plain(version), "reports": plain(reports)})
+        print_json({**plain(version), "reports": plain(reports),
+                    "steps": None if steps is None else steps.to_dict()})
         return
+    _show_version(version, steps)
+    _show_check(version)
+    _show_reports(reports)
+
+
+def _show_version(version: ModelVersion, steps: Steps | None) -> None:
+    """The version's header, signature, steps and key-value tables."""
     stdout.print(f"[bold]{version.uri}[/]  {version.status}  aliases:"
                  f" {', '.join(version.aliases) or '-'}")
     stdout.print(f"framework {version.framework} {version.framework_version}, task"
                  f" {version.task}, runtime {version.runtime}, created {when(version.created_at)}"
                  f" by {version.created_by}")
     _show_signature(version)
+    if steps is not None:
+        stdout.print(f"steps: {steps.describe()} (Python source, shown by --json; loading the"
+                     " version runs it, so it needs --trust-code)", highlight=False,
+                     soft_wrap=True)
     for title, values in (("metrics", version.metrics), ("params", version.params),
                           ("tags", version.tags), ("lineage", _lineage(version))):
         if values:
             print_table(title, ["key", "value"], sorted(values.items()))
-    _show_check(version)
-    _show_reports(reports)
 
 
 def _show_reports(reports: list[Report]) -> None:
@@ -350,6 +365,9 @@ def predict(
                                         " or .npy; or .npz with one array per model input.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write predictions to"
                                                 " .csv, .parquet or .json.")] = None,
+    trust_code: Annotated[bool, typer.Option(help="Allow running the version's stored Python"
+                                             " pre/post steps (read them with `ferry show`"
+                                             " first).")] = False,
     json_output: JsonFlag = False,
 ) -> None:
     """Predict with a registered version on the rows of a file."""
@@ -359,7 +377,7 @@ def predict(
     with command_line():
         _require_file(input, "--input")
     rows = read_sample_file(input)
-    predictor = load(uri, registry=_registry())
+    predictor = load(uri, registry=_registry(), trust_code=trust_code)
     outputs = predictor.outputs(rows)
     frame = _prediction_frame(predictor.signature.class_labels, outputs,
                               predictor.predict(rows))

@@ -66,6 +66,9 @@ def serve(
     stored_refresh_s: Annotated[float, typer.Option(
         help="Look for a newer batch run behind stored predictions at most this often.")
     ] = DEFAULT_STORED_REFRESH_S,
+    trust_code: Annotated[bool, typer.Option(
+        help="Allow versions with stored Python pre/post steps (read them with `ferry show`"
+             " first): serving them runs their code.")] = False,
 ) -> None:
     """Serve models from the registry over the Open Inference Protocol (HTTP and gRPC)."""
     from ferry.monitor.capture.settings import CaptureSettings
@@ -94,7 +97,7 @@ def serve(
                                  drift_every_s=parse_duration(
                                      drift_every, "--drift-every", allow_zero=True
                                  ).total_seconds(),
-                                 stored_refresh_s=stored_refresh_s)
+                                 stored_refresh_s=stored_refresh_s, trust_code=trust_code)
     access.configure_logging(access_log)  # JSON lines on stderr (ferry.serve.access)
     run(uris or [], settings, workers=workers)
 

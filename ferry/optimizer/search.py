@@ -45,6 +45,7 @@ from ferry.runtime.feeds import Feeds, to_feeds
 from ferry.runtime.onnx_runtime import OnnxPredictor
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Task
+from ferry.steps.stored import carry_steps
 from ferry.uri import ModelURI
 
 DEFAULT_BATCH_SIZES = (1, 64)
@@ -455,6 +456,7 @@ def _register(registry: Registry, parent: ModelVersion, result: OptimizeResult) 
     settings = dict(built.settings)
     if artifacts:
         settings[EXTRA_ARTIFACTS] = {name: store.put(data) for name, data in artifacts.items()}
+    settings = carry_steps(parent, settings)
     size = result.batch_sizes[0]
     optimization = {
         "candidate": chosen.name, "threads": chosen.threads.label if chosen.threads else "",

@@ -114,7 +114,7 @@ class ClosedRequest:
         if results is None or record.served is None or record.pending is None:
             return None
         outputs = {output_column(name): values for name, values in results.items()}
-        return SignatureLayout(record.served.version.signature), \
+        return SignatureLayout(record.served.signature), \
             {**record.pending.queued.inputs, **outputs}
 
 

@@ -4,6 +4,8 @@
     ferry_request_duration_seconds{model,version,protocol}   request in to response out
     ferry_queue_duration_seconds{model,version}              waiting for a batch slot
     ferry_compute_duration_seconds{model,version}            one batched model call
+    ferry_stage_duration_seconds{model,version,stage}        a version with Python steps:
+                                                             preprocess, compute, postprocess
     ferry_batch_size{model,version}                          rows per model call
     ferry_inflight_requests{protocol}
     ferry_request_size_bytes{protocol}, ferry_response_size_bytes{protocol}
@@ -18,6 +20,7 @@ The request path updates them through tallies (`ferry.serve.tally`): plain count
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -57,6 +60,10 @@ class ServerMetrics:
         self.compute_duration = Histogram(
             "ferry_compute_duration_seconds", "Time of one batched model call.",
             ["model", "version"], buckets=LATENCY_BUCKETS, registry=r)
+        self.stage_duration = Histogram(
+            "ferry_stage_duration_seconds", "Time of one stage of a batched call of a version"
+            " with Python steps: preprocess, compute (the model), postprocess.",
+            ["model", "version", "stage"], buckets=LATENCY_BUCKETS, registry=r)
         self.batch_size = Histogram("ferry_batch_size", "Rows per model call.",
                                     ["model", "version"], buckets=BATCH_BUCKETS, registry=r)
         self.inflight = Gauge("ferry_inflight_requests", "Requests being answered.",
@@ -113,6 +120,16 @@ class ServerMetrics:
             for wait in timing.waits_s:
                 queue.observe(wait)
             compute.observe(timing.input_s + timing.infer_s)
+
+        return observe
+
+    def stage_observer(self, model: str, version: str) -> Callable[[str, float], None]:
+        """Records a stage's seconds; called from the model call's worker thread, so it goes
+        to the histogram directly (prometheus_client locks) rather than through a tally."""
+        histogram = self.stage_duration
+
+        def observe(stage: str, seconds: float) -> None:
+            histogram.labels(model, version, stage).observe(seconds)
 
         return observe
 

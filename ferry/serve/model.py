@@ -3,11 +3,17 @@
 `ServedModel` checks a request against the version's signature (names, datatypes, shapes)
 and turns it into arrays; the batcher merges arrays of concurrent requests; `run_arrays`
 calls ONNX Runtime (or the native framework) once per batch.
+
+A version with Python pre/post steps (`ferry.steps`, loaded only with `--trust-code`) takes
+and gives what its steps do (its outer signature), and runs them on the whole batch in the
+model call's worker thread, each stage timed (`ferry_stage_duration_seconds`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +23,7 @@ import pandas as pd
 from ferry.errors import InferenceError, InvalidInputError
 from ferry.registry import ModelVersion
 from ferry.runtime.feeds import to_feeds
-from ferry.runtime.predictor import GraphPredictor, Predictor
+from ferry.runtime.predictor import GraphPredictor, Outputs, Predictor
 from ferry.serve.batching import (
     Arrays,
     BatchObserver,
@@ -38,20 +44,29 @@ from ferry.serve.types import (
     TensorMetadata,
 )
 from ferry.signature import DYNAMIC, Layout, TensorSpec
+from ferry.steps import StepsPredictor
+
+StageObserver = Callable[[str, float], None]
+"""Called with a stage's name (preprocess, compute, postprocess) and seconds, from the worker
+thread of a model call of a version with steps."""
 
 
 class ServedModel:
     """A loaded version, ready to answer inference requests."""
 
     def __init__(self, version: ModelVersion, predictor: Predictor,
-                 batching: BatchSettings, observe: BatchObserver | None = None):
+                 batching: BatchSettings, observe: BatchObserver | None = None,
+                 observe_stage: StageObserver | None = None):
         self.version = version
         self.predictor = predictor
+        self.signature = predictor.signature
+        """What requests send and get: the model's, or the pipeline's around its steps."""
+        self.observe_stage = observe_stage
         self.name = version.name
         self.version_label = str(version.version)
-        self._inputs = {spec.name: spec for spec in version.signature.inputs}
-        self._outputs = [spec for spec in version.signature.outputs]
-        self.input_metadata = tuple(_tensor_metadata(s) for s in version.signature.inputs)
+        self._inputs = {spec.name: spec for spec in self.signature.inputs}
+        self._outputs = [spec for spec in self.signature.outputs]
+        self.input_metadata = tuple(_tensor_metadata(s) for s in self.signature.inputs)
         """The protocol's view of the inputs, built once (raw binary requests need it)."""
         self.output_metadata = tuple(_tensor_metadata(s) for s in self._outputs)
         self.batching = batching
@@ -104,7 +119,7 @@ class ServedModel:
 
     def arrays_from_rows(self, frame: pd.DataFrame) -> tuple[Arrays, int]:
         """Arrays for the model from named rows, mapped through the signature."""
-        return to_feeds(self.version.signature, frame), len(frame)
+        return to_feeds(self.signature, frame), len(frame)
 
     def _naming_error(self, request: InferenceRequest,
                       given: dict[str, InferInput]) -> str | None:
@@ -174,6 +189,8 @@ class ServedModel:
         try:
             if isinstance(self.predictor, GraphPredictor):
                 return self.predictor.run_feeds(arrays)
+            if isinstance(self.predictor, StepsPredictor):
+                return self._run_steps(self.predictor, arrays)
             return self._run_native(arrays)
         except InvalidInputError:
             raise
@@ -183,14 +200,31 @@ class ServedModel:
                 model=self.name, version=self.version.version) from exc
 
     def _run_native(self, arrays: Arrays) -> Arrays:
-        signature = self.version.signature
-        if signature.layout == Layout.COLUMNS:
-            data: Any = pd.DataFrame({k: v.reshape(-1) for k, v in arrays.items()})
-        elif len(arrays) > 1:
-            data = dict(arrays)  # several tensor inputs, by name
-        else:
-            data = next(iter(arrays.values()))
-        outputs = self.predictor.outputs(data)
+        return self._by_name(self.predictor.outputs(self._data(arrays)))
+
+    def _run_steps(self, predictor: StepsPredictor, arrays: Arrays) -> Arrays:
+        """Preprocess, the model, postprocess on the whole batch, each stage timed."""
+        started = time.perf_counter()
+        batch = predictor.preprocess(self._data(arrays))
+        preprocessed = time.perf_counter()
+        outputs = predictor.inner.outputs(batch)
+        computed = time.perf_counter()
+        outputs = predictor.postprocess(outputs)
+        if self.observe_stage is not None:
+            self.observe_stage("preprocess", preprocessed - started)
+            self.observe_stage("compute", computed - preprocessed)
+            self.observe_stage("postprocess", time.perf_counter() - computed)
+        return self._by_name(outputs)
+
+    def _data(self, arrays: Arrays) -> Any:
+        """The batch as the predictor takes it: rows by column, arrays by name, or one."""
+        if self.signature.layout == Layout.COLUMNS:
+            return pd.DataFrame({k: v.reshape(-1) for k, v in arrays.items()})
+        if len(arrays) > 1:
+            return dict(arrays)  # several tensor inputs, by name
+        return next(iter(arrays.values()))
+
+    def _by_name(self, outputs: Outputs) -> Arrays:
         return {spec.name: outputs[spec.role] for spec in self._outputs
                 if spec.role is not None and spec.role in outputs}
 

@@ -26,8 +26,9 @@ from ferry.loading import load_version
 from ferry.registry import ModelVersion, Registry
 from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.serve.batching import BatchObserver, BatchSettings
-from ferry.serve.model import ServedModel
+from ferry.serve.model import ServedModel, StageObserver
 from ferry.serve.types import RepositoryEntry
+from ferry.steps import StepsPredictor
 from ferry.uri import ModelURI
 
 DEFAULT_ALIAS = "production"
@@ -63,11 +64,15 @@ class ModelRepository:
 
     def __init__(self, registry: Registry, batching: BatchSettings,
                  observe: Callable[[str, str], BatchObserver] | None = None,
-                 session: SessionSettings | None = None):
+                 session: SessionSettings | None = None, *, trust_code: bool = False,
+                 observe_stage: Callable[[str, str], StageObserver] | None = None):
         self.registry = registry
         self.batching = batching
         self.session = session
         self.observe = observe
+        self.trust_code = trust_code
+        """Load versions with stored pre/post steps (`ferry.steps`), running their code."""
+        self.observe_stage = observe_stage
         self._entries: dict[str, _Entry] = {}
         self._unloaded: set[str] = set()
         self._lock = asyncio.Lock()
@@ -226,16 +231,19 @@ class ModelRepository:
         return served
 
     def _build(self, version: ModelVersion, batching: BatchSettings) -> ServedModel:
-        predictor = load_version(version, self.registry, self.session)
-        observe = None if self.observe is None else self.observe(version.name,
-                                                                   str(version.version))
-        served = ServedModel(version, predictor, batching, observe)
+        predictor = load_version(version, self.registry, self.session,
+                                 trust_code=self.trust_code)
+        label = str(version.version)
+        observe = None if self.observe is None else self.observe(version.name, label)
+        stages = None if self.observe_stage is None else self.observe_stage(version.name, label)
+        served = ServedModel(version, predictor, batching, observe, stages)
         _warm_up(served, self.registry)
         return served
 
 
 def _warm_up(served: ServedModel, registry: Registry) -> None:
-    """One call on sample rows so the first request does not pay for lazy initialisation."""
+    """One call on sample rows so the first request does not pay for lazy initialisation
+    (of the model alone for a version with steps: its sample is the model's input)."""
     version = served.version
     if version.sample_sha256 is None:
         return
@@ -244,7 +252,10 @@ def _warm_up(served: ServedModel, registry: Registry) -> None:
     try:
         sample = head(sample_from_parquet(registry.read_artifact(version, "sample")),
                       WARMUP_ROWS)
-        served.predictor.outputs(sample)
+        predictor = served.predictor
+        if isinstance(predictor, StepsPredictor):
+            predictor = predictor.inner
+        predictor.outputs(sample)
     except (FerryError, ValueError, RuntimeError) as exc:
         log.warning("warm-up of %s failed: %s", version.uri, exc)
 

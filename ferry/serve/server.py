@@ -81,7 +81,9 @@ class Server:
         session = SessionSettings(intra_op_threads=settings.intra_op_threads,
                                   inter_op_threads=1, spinning=False)
         self.repository = ModelRepository(self.registry, settings.batching,
-                                          self.metrics.batch_observer, session)
+                                          self.metrics.batch_observer, session,
+                                          trust_code=settings.trust_code,
+                                          observe_stage=self.metrics.stage_observer)
         self.capture = self._capture(settings.capture)
         self.dataplane = DataPlane(self.repository, settings, self.capture,
                                    None if self.capture is None else self.capture.store)

@@ -53,6 +53,9 @@ class ServeSettings:
     stored_refresh_s: float = DEFAULT_STORED_REFRESH_S
     """Seconds between checks for a newer batch run behind `/v2/models/{name}/predictions`
     (`ferry.batch.stored`)."""
+    trust_code: bool = False
+    """Load versions with stored Python pre/post steps (`ferry.steps`), running their code;
+    without it such a version fails to load, naming `--trust-code`."""
 
     def __post_init__(self) -> None:
         if not self.host:

@@ -44,7 +44,7 @@ def _split_frame(split: Any) -> pd.DataFrame:
 
 
 def encode_predictions(served: ServedModel, results: Arrays) -> dict[str, Any]:
-    signature = served.version.signature
+    signature = served.signature
     by_role = {spec.role: results[spec.name] for spec in signature.outputs
                if spec.role is not None and spec.name in results}
     main = by_role.get(Role.LABEL, by_role.get(Role.VALUE))
