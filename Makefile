@@ -7,12 +7,10 @@ EXTRAS := xgboost,lightgbm,torch,tensorflow,pmml,postgres,s3,spark,optimize,test
 
 .PHONY: install examples run test lint typecheck check-system clean
 
-# --no-compile: Python compiles what it imports on first use; byte-compiling every file of
-# torch, TensorFlow and pyspark up front only lengthens a fresh `make test`.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-compile -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
