@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ferry.registration import Lineage, register
     from ferry.registry import ModelVersion, Registry
     from ferry.runtime.predictor import Predictor
+    from ferry.steps.pipeline import Ensemble, Pipeline
     from ferry.uri import ModelURI
 
 __version__ = "0.1.0"
@@ -45,6 +46,7 @@ _HOMES = {
     "traffic": "ferry.monitor.traffic", "request_log": "ferry.monitor.request_log",
     "set_reference": "ferry.monitor.api",  # `monitor`: the package itself, made callable below
     "compare": "ferry.gate.compare", "promote": "ferry.gate.promote",
+    "Pipeline": "ferry.steps.pipeline", "Ensemble": "ferry.steps.pipeline",
 }
 """Where each public name lives."""
 
@@ -58,10 +60,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 __all__ = [
+    "Ensemble",
     "FerryError",
     "Lineage",
     "ModelURI",
     "ModelVersion",
+    "Pipeline",
     "Predictor",
     "Registry",
     "Tolerance",

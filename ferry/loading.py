@@ -6,6 +6,9 @@ code (`trust_code=True`), and then predicts through its steps.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from ferry.convert import SavedOriginal, converter_for
 from ferry.data import AnySample, sample_from_parquet
 from ferry.registry import ModelVersion, Registry, Runtime
@@ -14,6 +17,10 @@ from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.runtime.predictor import Predictor
 from ferry.runtime.runtimes import runtime_loader
 from ferry.steps import StepsPredictor, require_trust, steps_of
+from ferry.steps.chain import ChainPredictor, EnsemblePredictor, StageRun
+from ferry.steps.loaded import step_run
+from ferry.steps.pipeline import EnsembleStage, Member, ModelStage, PipelineRecord, Stage
+from ferry.steps.stored import pipeline_of
 from ferry.uri import ModelURI
 
 
@@ -32,9 +39,50 @@ def load_version(version: ModelVersion, registry: Registry,
     on the version (by the optimizer) win over `default_session`. Its steps, if any, run
     around the model once `trust_code` allows them."""
     require_trust(version, trust_code)
+    pipeline = pipeline_of(version, registry)
+    if pipeline is not None:
+        loader = MemberLoader(registry, default_session, trust_code)
+        return load_pipeline(pipeline, loader, version)
     predictor = _load_model(version, registry, default_session)
     steps = steps_of(version, registry)
     return predictor if steps is None else StepsPredictor(predictor, steps)
+
+
+@dataclass(frozen=True)
+class MemberLoader:
+    """Loads the versions a pipeline runs, as the pipeline itself is loaded."""
+
+    registry: Registry
+    default_session: SessionSettings | None = None
+    trust_code: bool = False
+
+    def __call__(self, member: Member) -> Predictor:
+        version = self.registry.get(member.uri)
+        return load_version(version, self.registry, self.default_session,
+                            trust_code=self.trust_code)
+
+
+def load_pipeline(record: PipelineRecord, load_member: Callable[[Member], Predictor],
+                  version: ModelVersion | None = None) -> ChainPredictor:
+    """The predictor running `record`'s stages, with `version`'s signature and task (the
+    last model's while the pipeline is being registered)."""
+    stages = [_stage_run(stage, number, load_member)
+              for number, stage in enumerate(record.stages, start=1)]
+    if version is None:
+        last = [stage.predictor for stage in stages if stage.predictor is not None][-1]
+        return ChainPredictor(stages, last.signature, last.task)
+    return ChainPredictor(stages, version.signature, version.task, model=version.name,
+                          version=version.version)
+
+
+def _stage_run(stage: Stage, number: int,
+               load_member: Callable[[Member], Predictor]) -> StageRun:
+    if isinstance(stage, ModelStage):
+        return StageRun(stage.member.uri, predictor=load_member(stage.member))
+    if isinstance(stage, EnsembleStage):
+        members = [load_member(member) for member in stage.members]
+        return StageRun("ensemble", predictor=EnsemblePredictor(members, stage.weights))
+    return step_run(f"stage {number}", stage.step)
 
 
 def _load_model(version: ModelVersion, registry: Registry,

@@ -38,6 +38,7 @@ from ferry.errors import (
     one_line,
 )
 from ferry.monitor.reference import profile_bytes, profile_of
+from ferry.pipelines import Details, register_pipeline
 from ferry.registry import ModelVersion, Registry, Runtime, VersionDraft
 from ferry.runtime.native import NativePredictor
 from ferry.runtime.onnx_runtime import OnnxPredictor
@@ -46,6 +47,7 @@ from ferry.signature import Signature, Task
 from ferry.steps import Steps, StepsPredictor, capture_steps, steps_settings
 from ferry.steps.loaded import run_step
 from ferry.steps.outer import outer_signature
+from ferry.steps.pipeline import Pipeline
 from ferry.uri import validate_name
 
 log = logging.getLogger("ferry.registration")
@@ -118,9 +120,17 @@ def register(
         stored as source, so loading the version needs `trust_code=True`.
     raw_sample: rows as the pipeline receives them (before preprocess): the steps are run on
         them to check they fit the model; without `sample`, preprocess(raw_sample) is it.
+
+    `model` may be a `ferry.Pipeline` of steps and registered models (`ferry.pipelines`):
+    it is run on `raw_sample` (or `sample`) and registered with the `pipeline` runtime.
     """
     validate_name(name)
     registry = registry or Registry()
+    if isinstance(model, Pipeline):
+        details = Details(description, dict(metrics or {}), dict(params or {}),
+                          dict(tags or {}), lineage.to_dict() if lineage else {})
+        return register_pipeline(model, name, sample if raw_sample is None else raw_sample,
+                                 registry, details)
     steps = capture_steps(preprocess, postprocess)
     converter = find_converter(model, framework)
     if dynamic_axes:
@@ -142,7 +152,7 @@ def register(
             raise _check_failed(name, check)
     forced = force and (check is None or not check.passed)
     artifacts = _store(converter, model, data, conversion, registry)
-    profile = _profile(served, reference if reference is not None else data)
+    profile = _profile(*_profiled(served, steps, data, raw_sample, reference))
     draft = VersionDraft(
         framework=converter.framework, framework_version=converter.framework_version(),
         task=task, runtime=Runtime.ONNX if conversion is not None else Runtime.NATIVE,
@@ -182,6 +192,15 @@ def _check_steps(steps: Steps | None, served: Predictor, raw_sample: Any) -> Ste
     signature = outer_signature(served.signature, raw_sample, outputs,
                                 preprocessed=steps.preprocess is not None)
     return dataclasses.replace(steps, signature=signature)
+
+
+def _profiled(served: Predictor, steps: Steps | None, data: Any, raw_sample: Any,
+              reference: Any) -> tuple[Predictor, Any]:
+    """What the drift monitor's reference is: the rows a request carries and the outputs the
+    server answers (before and after the steps, for a version with them)."""
+    if steps is None or steps.signature is None:
+        return served, reference if reference is not None else data
+    return StepsPredictor(served, steps), reference if reference is not None else raw_sample
 
 
 def _profile(predictor: Predictor, rows: Any) -> bytes | None:

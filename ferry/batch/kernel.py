@@ -22,6 +22,7 @@ from ferry.registry import ModelVersion, Registry, Runtime
 from ferry.runtime.onnx_runtime import SessionSettings
 from ferry.runtime.predictor import GraphPredictor
 from ferry.runtime.runtimes import ONNXRUNTIME_SETTINGS, runtime_loader
+from ferry.steps.stored import require_one_model, runs_code
 
 THREAD_SETTINGS = {ONNXRUNTIME_SETTINGS: "intra_op_threads", "openvino": "threads",
                    "tl2cgen": "threads"}
@@ -76,6 +77,12 @@ def scorer_spec(registry: Registry, version: ModelVersion, features: FeatureMap,
 
 
 def check_runtime(version: ModelVersion) -> None:
+    require_one_model(version, "batch scoring")
+    if runs_code(version):
+        raise InvalidInputError(
+            f"{version.uri} has Python steps, which batch scoring does not run (it scores"
+            " features with the model alone): score a version without steps, with the"
+            " step's output as the input's columns")
     if version.runtime == Runtime.NATIVE:
         raise InvalidInputError(
             f"{version.uri} runs on its own framework (native); batch scoring runs converted"

@@ -7,6 +7,7 @@ inside the commands that use them.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -193,16 +194,23 @@ def show(uri: str, json_output: JsonFlag = False) -> None:
     """Show a version: signature, steps, metrics, lineage, conversion check, gate and test
     results."""
     from ferry.steps import steps_of
+    from ferry.steps.stored import pipeline_of
 
     registry = _registry()
     version = registry.get(uri)
     reports = registry.reports(version.name, version.version)
     steps = steps_of(version, registry)
+    pipeline = pipeline_of(version, registry)
     if json_output:
         print_json({**plain(version), "reports": plain(reports),
-                    "steps": None if steps is None else steps.to_dict()})
+                    "steps": None if steps is None else steps.to_dict(),
+                    "pipeline": None if pipeline is None else json.loads(pipeline.to_bytes())})
         return
     _show_version(version, steps)
+    if pipeline is not None:
+        stdout.print(f"pipeline: {pipeline.describe()}" + (
+            " (its Python steps are shown by --json; loading it runs them, so it needs"
+            " --trust-code)" if pipeline.runs_code else ""), highlight=False, soft_wrap=True)
     _show_check(version)
     _show_reports(reports)
 

@@ -27,6 +27,7 @@ from ferry.export.triton import TritonExport, check_repository, write_repository
 from ferry.loading import load_sample
 from ferry.registry import ModelVersion, Registry, Runtime
 from ferry.serve.batching import BatchSettings
+from ferry.steps.stored import require_one_model
 
 MARKER = "signature.json"
 """The file that says a folder holds a bundle (what `force` may replace)."""
@@ -73,6 +74,7 @@ def export_bundle(uri: str, directory: str | Path, *, registry: Registry | None 
 
 def onnx_form(version: ModelVersion, registry: Registry) -> bytes:
     """The version's registered ONNX bytes; a native version has none and is refused."""
+    require_one_model(version, "export")
     if version.runtime == Runtime.NATIVE or version.onnx_sha256 is None:
         raise UnsupportedModelError(
             f"{version.uri} runs natively in {version.framework} (it was registered without an"

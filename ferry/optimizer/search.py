@@ -45,7 +45,7 @@ from ferry.runtime.feeds import Feeds, to_feeds
 from ferry.runtime.onnx_runtime import OnnxPredictor
 from ferry.runtime.predictor import Outputs
 from ferry.signature import Task
-from ferry.steps.stored import carry_steps
+from ferry.steps.stored import carry_steps, require_one_model
 from ferry.uri import ModelURI
 
 DEFAULT_BATCH_SIZES = (1, 64)
@@ -174,6 +174,7 @@ def optimize(uri: str | ModelURI, *, batch_sizes: Sequence[int] = DEFAULT_BATCH_
     progress = progress or SearchProgress()
     sizes = _batch_sizes(batch_sizes)
     version = registry.get(uri)
+    require_one_model(version, "optimize")
     machine = describe_machine()
     thread_settings = _thread_settings(threads, machine)
     chosen_candidates = list(candidates) if candidates is not None else registered_candidates()

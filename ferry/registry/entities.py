@@ -11,12 +11,14 @@ from ferry.signature import Signature, Task
 
 class Runtime:
     """Where a version runs: its ONNX form on ONNX Runtime, its own framework (`native`), or
-    a form the optimizer built (OpenVINO, a compiled tree library)."""
+    a form the optimizer built (OpenVINO, a compiled tree library), or a pipeline of other
+    versions and Python steps (`ferry.steps.pipeline`)."""
 
     ONNX = "onnx"
     NATIVE = "native"
     OPENVINO = "openvino"
     TL2CGEN = "tl2cgen"
+    PIPELINE = "pipeline"
 
 
 EXTRA_ARTIFACTS = "artifacts"

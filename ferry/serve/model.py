@@ -12,8 +12,6 @@ model call's worker thread, each stage timed (`ferry_stage_duration_seconds`).
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,11 +42,7 @@ from ferry.serve.types import (
     TensorMetadata,
 )
 from ferry.signature import DYNAMIC, Layout, TensorSpec
-from ferry.steps import StepsPredictor
-
-StageObserver = Callable[[str, float], None]
-"""Called with a stage's name (preprocess, compute, postprocess) and seconds, from the worker
-thread of a model call of a version with steps."""
+from ferry.steps.chain import ChainPredictor, StageObserver
 
 
 class ServedModel:
@@ -189,8 +183,8 @@ class ServedModel:
         try:
             if isinstance(self.predictor, GraphPredictor):
                 return self.predictor.run_feeds(arrays)
-            if isinstance(self.predictor, StepsPredictor):
-                return self._run_steps(self.predictor, arrays)
+            if isinstance(self.predictor, ChainPredictor):
+                return self._run_chain(self.predictor, arrays)
             return self._run_native(arrays)
         except InvalidInputError:
             raise
@@ -202,19 +196,9 @@ class ServedModel:
     def _run_native(self, arrays: Arrays) -> Arrays:
         return self._by_name(self.predictor.outputs(self._data(arrays)))
 
-    def _run_steps(self, predictor: StepsPredictor, arrays: Arrays) -> Arrays:
-        """Preprocess, the model, postprocess on the whole batch, each stage timed."""
-        started = time.perf_counter()
-        batch = predictor.preprocess(self._data(arrays))
-        preprocessed = time.perf_counter()
-        outputs = predictor.inner.outputs(batch)
-        computed = time.perf_counter()
-        outputs = predictor.postprocess(outputs)
-        if self.observe_stage is not None:
-            self.observe_stage("preprocess", preprocessed - started)
-            self.observe_stage("compute", computed - preprocessed)
-            self.observe_stage("postprocess", time.perf_counter() - computed)
-        return self._by_name(outputs)
+    def _run_chain(self, predictor: ChainPredictor, arrays: Arrays) -> Arrays:
+        """Steps and models on the whole batch, each stage timed."""
+        return self._by_name(predictor.timed_outputs(self._data(arrays), self.observe_stage))
 
     def _data(self, arrays: Arrays) -> Any:
         """The batch as the predictor takes it: rows by column, arrays by name, or one."""

@@ -27,7 +27,8 @@ from ferry.serve.types import TensorMetadata
 BACKEND = {Runtime.ONNX: ("onnxruntime_onnx", "onnxruntime"),
            Runtime.OPENVINO: ("openvino", "openvino"),
            Runtime.TL2CGEN: ("ferry_tl2cgen", "tl2cgen"),
-           Runtime.NATIVE: ("ferry_native", "python")}
+           Runtime.NATIVE: ("ferry_native", "python"),
+           Runtime.PIPELINE: ("ensemble", "")}
 """Runtime -> (platform, backend) as the configuration (and the model metadata) name them."""
 
 

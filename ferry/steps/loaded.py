@@ -13,14 +13,12 @@ naming the step (a 4xx in the server); any other exception is a `StepError` nami
 from __future__ import annotations
 
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from ferry.errors import FerryError, InvalidInputError, StepError, one_line
-from ferry.runtime.predictor import Outputs, Predictor
-from ferry.signature import Role, Task
+from ferry.runtime.predictor import Predictor
+from ferry.steps.chain import ChainPredictor, StageRun
 from ferry.steps.record import Steps
 from ferry.steps.source import StepSource
 
@@ -57,43 +55,21 @@ def run_step(role: str, name: str, function: Step, batch: Any) -> Any:
         raise StepError(f"{role} step {name!r} failed: {one_line(exc)}") from exc
 
 
-class StepsPredictor(Predictor):
+def step_run(label: str, step: StepSource) -> StageRun:
+    """`step` compiled, as a stage whose errors are named `label` (preprocess, stage 2)."""
+    function = compile_step(step)
+    return StageRun(step.name, call=lambda batch: run_step(label, step.name, function, batch))
+
+
+class StepsPredictor(ChainPredictor):
     """`inner`, with the version's steps run before and after it on each whole batch."""
 
     def __init__(self, inner: Predictor, steps: Steps) -> None:
-        super().__init__(steps.signature or inner.signature, inner.task, model=inner.model,
-                         version=inner.version)
+        stages = [step_run(role, step) for role, step in steps.items()
+                  if role == "preprocess"]
+        stages.append(StageRun(inner.model, predictor=inner))
+        stages += [step_run(role, step) for role, step in steps.items() if role == "postprocess"]
+        super().__init__(stages, steps.signature or inner.signature, inner.task,
+                         model=inner.model, version=inner.version)
         self.inner = inner
         self.steps = steps
-        self.functions = {role: compile_step(step) for role, step in steps.items()}
-
-    def preprocess(self, batch: Any) -> Any:
-        """The model's input for `batch` (the batch itself without a preprocess step)."""
-        if self.steps.preprocess is None:
-            return batch
-        return run_step("preprocess", self.steps.preprocess.name,
-                        self.functions["preprocess"], batch)
-
-    def postprocess(self, outputs: Outputs) -> Outputs:
-        """The model's outputs after the postprocess step (unchanged without one)."""
-        if self.steps.postprocess is None:
-            return outputs
-        result = run_step("postprocess", self.steps.postprocess.name,
-                          self.functions["postprocess"], {str(k): v for k, v in outputs.items()})
-        return as_outputs(result, self.task, self.steps.postprocess.name)
-
-    def outputs(self, data: Any) -> Outputs:
-        return self.postprocess(self.inner.outputs(self.preprocess(data)))
-
-
-def as_outputs(result: Any, task: Task, name: str) -> Outputs:
-    """A postprocess step's result keyed by role: a mapping by role name, or one array."""
-    if not isinstance(result, Mapping):
-        role = Role.LABEL if task == Task.CLASSIFICATION else Role.VALUE
-        return {role: np.asarray(result)}
-    try:
-        return {Role(str(key)): np.asarray(value) for key, value in result.items()}
-    except ValueError as exc:
-        raise StepError(f"postprocess step {name!r} returned keys {sorted(map(str, result))}:"
-                        f" return a dict keyed by {', '.join(r.value for r in Role)}, or one"
-                        " array") from exc

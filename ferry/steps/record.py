@@ -66,15 +66,24 @@ def capture_steps(preprocess: Callable[..., Any] | None,
                  else capture(postprocess, "postprocess"))
 
 
-def steps_from_bytes(data: bytes) -> Steps:
-    """The steps stored in `data`; refuses a format this ferry does not know."""
+def read_document(data: bytes, kind: str, known_format: int) -> dict[str, Any]:
+    """The JSON object stored in a `kind` artifact (steps, pipeline); refuses bytes that are
+    not one, and a format this ferry does not know."""
     try:
         record = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptArtifactError(f"the steps artifact is not JSON: {exc}") from exc
-    if record.get("format") != FORMAT:
-        raise UnsupportedModelError(f"steps format {record.get('format')!r} is unknown to this"
-                                    " ferry: upgrade ferry to load this version")
+        raise CorruptArtifactError(f"the {kind} artifact is not JSON: {exc}") from exc
+    if not isinstance(record, dict):
+        raise CorruptArtifactError(f"the {kind} artifact is not a JSON object")
+    if record.get("format") != known_format:
+        raise UnsupportedModelError(f"{kind} format {record.get('format')!r} is unknown to"
+                                    " this ferry: upgrade ferry to load this version")
+    return record
+
+
+def steps_from_bytes(data: bytes) -> Steps:
+    """The steps stored in `data`; refuses a format this ferry does not know."""
+    record = read_document(data, "steps", FORMAT)
     signature = record.get("signature")
     return Steps(**{role: StepSource.from_dict(record[role]) for role in ROLES
                     if record.get(role)},

@@ -6,7 +6,6 @@ The module shares one registry and one server; it needs the `tensorflow` extra."
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -276,21 +275,25 @@ def test_savedmodel_signature_is_chosen_by_name(tmp_path: Path, cases: dict[str,
 
 
 def test_cli_registers_a_savedmodel_directory_and_refuses_signature_for_a_file(
-        tmp_path: Path, cases: dict[str, Case]) -> None:
+        tmp_path: Path, cases: dict[str, Case], monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ferry.cli import app
+
     sample = tmp_path / "images.npy"
     np.save(sample, cases["cnn"].rows)
-    env = {**os.environ, "FERRY_HOME": str(tmp_path / "home")}
-    ferry_cli = [sys.executable, "-m", "ferry"]
+    monkeypatch.setenv("FERRY_HOME", str(tmp_path / "home"))
+    for name in ("FERRY_REGISTRY_URL", "FERRY_ARTIFACTS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
     directory = str(cases["savedmodel"].model.path)
-    done = subprocess.run([*ferry_cli, "register", directory, "--name", "digits", "--sample",
-                           str(sample), "--signature", "serving_default", "--json"],
-                          capture_output=True, text=True, env=env, timeout=120)
-    assert done.returncode == 0, done.stderr
+    done = runner.invoke(app, ["register", directory, "--name", "digits", "--sample",
+                               str(sample), "--signature", "serving_default", "--json"])
+    assert done.exit_code == 0, done.output
     assert '"framework": "tensorflow"' in done.stdout
-    refused = subprocess.run([*ferry_cli, "register", str(sample), "--name", "x",
-                              "--signature", "serving_default"],
-                             capture_output=True, text=True, env=env, timeout=120)
-    assert refused.returncode == 2 and "--signature is for TensorFlow SavedModel" in \
+    refused = runner.invoke(app, ["register", str(sample), "--name", "x", "--signature",
+                                  "serving_default"])
+    assert refused.exit_code == 2 and "--signature is for TensorFlow SavedModel" in \
         refused.stderr
 
 
