@@ -67,7 +67,8 @@ typecheck: install
 # Debian's packages and npm's install while pip installs ferry (two independent downloads),
 # then the checks, then the suite on two pytest-xdist workers, each test module on one worker
 # (so a module's Spark session or TensorFlow starts once; `--dist loadgroup` would group
-# across modules, but pytest-xdist 3.8 cannot set its groups under pytest 9.2).
+# across modules, but pytest-xdist 3.8 cannot set its groups under pytest 9.2). The modules
+# marked `serial` (schemathesis' generated cases, which pytest-xdist silently drops) run after.
 system-and-examples:
 	@$(MAKE) --no-print-directory check-system
 	@$(MAKE) --no-print-directory examples
@@ -75,7 +76,8 @@ system-and-examples:
 test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target install system-and-examples
 	@$(MAKE) --no-print-directory lint typecheck
-	$(VENV)/bin/pytest -n 2 --dist loadfile
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not serial"
+	$(VENV)/bin/pytest -m serial
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE_MODULES)

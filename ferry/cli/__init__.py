@@ -1,6 +1,6 @@
 """The `ferry` command line (typer and rich)."""
 
-from ferry.cli import batch, bench, export, gate, monitor, optimize, serve, watch
+from ferry.cli import batch, bench, export, gate, monitor, optimize, serve, ui, watch
 from ferry.cli.app import app
 
 serve.register(app)
@@ -11,6 +11,7 @@ watch.register(app)
 gate.register(app)
 batch.register(app)
 export.register(app)
+ui.register(app)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from ferry.errors import (
     VersionNotFoundError,
 )
 from ferry.registry.artifacts import ArtifactStore
+from ferry.registry.catalog import ModelSummary, catalog
 from ferry.registry.database import open_engine, transaction
 from ferry.registry.entities import (
     Event,
@@ -102,6 +103,11 @@ class Registry:
         with self._transaction(write=False) as session:
             rows = session.scalars(select(ModelRow).order_by(ModelRow.name)).all()
             return [self._model_entity(session, row) for row in rows]
+
+    def catalog(self) -> list[ModelSummary]:
+        """Every model with its version count, latest version and aliases (`catalog`)."""
+        with self._transaction(write=False) as session:
+            return catalog(session)
 
     def model(self, name: str) -> RegisteredModel:
         with self._transaction(write=False) as session:

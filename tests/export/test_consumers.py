@@ -22,17 +22,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from browser import chromium_browser
 from bundles import FAMILIES, family_bundles
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    # Without these Chromium tries to reach Google's services at start.
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 PAGE_TIMEOUT_MS = 30_000
 MIME_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
               ".json": "application/json"}
@@ -59,14 +55,6 @@ def _installed(project: str) -> Path:
             pytest.skip("npm is not installed (make check-system installs Debian's nodejs, npm)")
         pytest.fail(f"examples/{project}/node_modules is missing: run `make examples` (npm ci)")
     return folder
-
-
-def _chromium_path() -> str:
-    """Debian's Chromium (Playwright cannot download its own browsers here)."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        pytest.skip("chromium is not installed (make check-system installs Debian's chromium)")
-    return path
 
 
 def _case_count(bundle: Path) -> int:
@@ -189,12 +177,8 @@ def site_url(family_dirs: dict[str, Path],
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[BrowserContext]:
     """One headless Chromium for the module (one context: the wasm file is fetched once)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test extra")
-    executable = _chromium_path()
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+    with chromium_browser() as browser:
         yield browser.new_context()
-        browser.close()
 
 
 def _page_result(chromium: BrowserContext, site_url: str, bundle: Path) -> dict[str, Any]:

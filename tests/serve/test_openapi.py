@@ -27,6 +27,8 @@ from schemathesis.specs.openapi.checks import (
 
 from ferry.serve.rest.openapi import openapi_document
 
+pytestmark = pytest.mark.serial  # schemathesis' cases vanish under pytest-xdist: see Makefile
+
 DOCUMENT = openapi_document()
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance,
           content_type_conformance]

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from ferry.errors import FerryError, InvalidInputError
@@ -166,6 +166,17 @@ def _both(path: str, endpoint: Any, methods: list[str]) -> list[Route]:
     return [Route(path, endpoint, methods=methods), Route(versioned, endpoint, methods=methods)]
 
 
+def _dashboard(dataplane: DataPlane, metrics: ServerMetrics) -> list[BaseRoute]:
+    """The dashboard at `/` (`ferry.ui`), reading the served registry and this server's
+    numbers."""
+    from ferry.ui.app import ui_routes
+    from ferry.ui.context import UIContext
+
+    settings = dataplane.settings
+    return ui_routes(UIContext(dataplane.repository.registry, settings.admin_token,
+                               metrics.exposition, settings.capture.store_url))
+
+
 def create_app(dataplane: DataPlane, metrics: ServerMetrics,
                access_log: bool = True) -> InferEndpoint:
     """The REST API: the inference endpoint in front (it logs its own access lines),
@@ -189,6 +200,7 @@ def create_app(dataplane: DataPlane, metrics: ServerMetrics,
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *docs_routes(),
+        *_dashboard(dataplane, metrics),
     ]
     app = Starlette(routes=routes, exception_handlers={FerryError: handle_error,
                                                        HTTPException: handle_http_error,
