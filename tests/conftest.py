@@ -16,6 +16,7 @@ from postgres_server import PostgresServer, start_server
 from ferry.registry import Registry
 
 if TYPE_CHECKING:
+    from playwright.sync_api import Browser
     from pyspark.sql import SparkSession
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -27,6 +28,16 @@ def pytest_configure(config: pytest.Config) -> None:
     capture's monitoring store, say)."""
     os.environ["FERRY_HOME"] = tempfile.mkdtemp(prefix="ferry-tests-")
     os.environ.pop("FERRY_MONITORING_URL", None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for a module. Not longer: while Playwright's sync API is open,
+    its event loop runs in this thread, and a later test's `asyncio.run` would fail."""
+    from browser import chromium_browser
+
+    with chromium_browser() as launched:
+        yield launched
 
 
 @pytest.fixture(autouse=True)

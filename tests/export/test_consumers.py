@@ -22,11 +22,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from browser import chromium_browser
 from bundles import FAMILIES, family_bundles
 
 if TYPE_CHECKING:
-    from playwright.sync_api import BrowserContext
+    from playwright.sync_api import Browser, BrowserContext
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 PAGE_TIMEOUT_MS = 30_000
@@ -175,10 +174,11 @@ def site_url(family_dirs: dict[str, Path],
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[BrowserContext]:
-    """One headless Chromium for the module (one context: the wasm file is fetched once)."""
-    with chromium_browser() as browser:
-        yield browser.new_context()
+def chromium(browser: Browser) -> Iterator[BrowserContext]:
+    """One context for the module: the wasm file is fetched once."""
+    context = browser.new_context()
+    yield context
+    context.close()
 
 
 def _page_result(chromium: BrowserContext, site_url: str, bundle: Path) -> dict[str, Any]:

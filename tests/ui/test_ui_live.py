@@ -17,11 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
-from conftest import ADMIN_TOKEN, screenshot
 from http_helpers import post_json
 from playwright.sync_api import Page, expect
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_diabetes, load_iris
+from ui_fixtures import (  # noqa: F401 (fixtures)
+    ADMIN_TOKEN,
+    page,
+    screenshot,
+    ui_registry,
+    ui_server,
+)
 
 import ferry
 from ferry.monitor.capture.settings import CaptureSettings

@@ -21,10 +21,16 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
-from conftest import ADMIN_TOKEN, screenshot
 from playwright.sync_api import Browser, Page, expect
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LinearRegression
+from ui_fixtures import (  # noqa: F401 (fixtures)
+    ADMIN_TOKEN,
+    page,
+    screenshot,
+    ui_registry,
+    ui_server,
+)
 
 import ferry
 from ferry.optimizer import TimingSettings, optimize

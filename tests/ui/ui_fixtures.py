@@ -1,5 +1,7 @@
-"""The dashboard's fixtures: a registry of real models, a server (`ferry serve` in a thread)
-showing it, one headless Chromium, and a folder the screenshots are kept in."""
+"""The dashboard's fixtures, imported by each test module (a `conftest.py` here would be
+imported as `conftest`, hiding tests/serve's under one worker): a registry of real models,
+a server (`ferry serve` in a thread) showing it, one headless Chromium, and a folder the
+screenshots are kept in."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import chromium_browser
 from playwright.sync_api import Browser, Page
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.ensemble import RandomForestClassifier
@@ -58,12 +59,6 @@ def ui_server(ui_registry: Registry) -> Iterator[RunningServer]:
     running = serve_in_thread([], grpc_port=None, registry=ui_registry, settings=settings)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    with chromium_browser() as launched:
-        yield launched
 
 
 @pytest.fixture
