@@ -43,6 +43,9 @@ MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 --workers N`: each records into files there and `/metrics` sums every worker's."""
 
 
+STAGES = ("preprocess", "compute", "postprocess")
+"""The stages of a version with steps (`ferry.steps.chain`): the only `stage` labels."""
+
 class ServerMetrics:
     """All of the server's metrics; one instance per server process."""
 
@@ -126,10 +129,11 @@ class ServerMetrics:
     def stage_observer(self, model: str, version: str) -> Callable[[str, float], None]:
         """Records a stage's seconds; called from the model call's worker thread, so it goes
         to the histogram directly (prometheus_client locks) rather than through a tally."""
-        histogram = self.stage_duration
+        children = {stage: self.stage_duration.labels(model, version, stage)
+                    for stage in STAGES}
 
         def observe(stage: str, seconds: float) -> None:
-            histogram.labels(model, version, stage).observe(seconds)
+            children[stage].observe(seconds)
 
         return observe
 
