@@ -68,9 +68,7 @@ typecheck: install
 # then the checks, then the suite on two pytest-xdist workers, each test module on one worker
 # (so a module's Spark session or TensorFlow starts once; `--dist loadgroup` would group
 # across modules, but pytest-xdist 3.8 cannot set its groups under pytest 9.2). The modules
-# marked `serial` (schemathesis' generated cases, which pytest-xdist silently drops) run beside
-# them in a plain pytest (a third process: the workers leave a core idle at times); its output
-# is printed after the suite's, and either failing fails `make test`.
+# marked `serial` (schemathesis' generated cases, which pytest-xdist silently drops) run after.
 system-and-examples:
 	@$(MAKE) --no-print-directory check-system
 	@$(MAKE) --no-print-directory examples
@@ -78,10 +76,8 @@ system-and-examples:
 test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target install system-and-examples
 	@$(MAKE) --no-print-directory lint typecheck
-	@log=$$(mktemp); $(VENV)/bin/pytest -m serial > $$log 2>&1 & serial=$$!; \
-	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not serial"; suite=$$?; \
-	wait $$serial; serial_status=$$?; echo "--- tests marked serial:"; cat $$log; rm -f $$log; \
-	[ $$suite -eq 0 ] && [ $$serial_status -eq 0 ]
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not serial"
+	$(VENV)/bin/pytest -m serial
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE_MODULES)
