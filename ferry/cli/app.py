@@ -25,6 +25,7 @@ from ferry.cli.output import (
     stdout,
     when,
 )
+from ferry.text import is_whole_number
 from ferry.uri import validate_name
 
 if TYPE_CHECKING:
@@ -86,7 +87,7 @@ def _pairs(values: list[str] | None, what: str) -> dict[str, Any]:
 def _axes(values: list[str] | None) -> dict[int, str]:
     axes: dict[int, str] = {}
     for axis, name in _pairs(values, "dynamic axis").items():
-        if not axis.isdigit():
+        if not is_whole_number(axis):
             raise UsageError(f"invalid dynamic axis {axis}={name}: write AXIS=NAME with"
                              " AXIS a number, e.g. 1=sequence")
         axes[int(axis)] = name

@@ -1,10 +1,11 @@
-"""The server's side of the capture: its request records as `Captured` items.
+"""The server's side of the capture: its closed requests as events and sampled rows.
 
 `RecorderCapture` is what the request recorders call when they close a request
-(`ferry.serve.recorder.CaptureSink`): it keeps references only (the record, with the queued
-inference's tensors and outputs) and hands them to `ferry.monitor.capture.queue.Capture`,
-whose thread builds the events (`ClosedRequest.event_row`: one tuple per request, then one
-Arrow array per column, a few microseconds a request) and the sampled columns later:
+(`ferry.serve.recorder.CaptureSink`): it builds the request's event as a tuple and, for an
+answered request, a `SampledRequest` (a reference to the record, and so to the queued
+inference's tensors and outputs), and hands both to `ferry.monitor.capture.queue.Capture`,
+which keeps the candidate only while the bytes waiting allow and whose thread offers it to
+the sampler (a slot may keep it until its second is written) and writes:
 - the event: time, request id (the client's, or one made up), model, version and the alias
   asked for, protocol, outcome, latency, queue and compute seconds and rows of its batch,
   request and response bytes, each tensor's name, datatype and shape;
@@ -15,23 +16,25 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from ferry.monitor.capture.queue import Capture
-from ferry.monitor.capture.sampler import RequestRows
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.columns import input_columns, output_columns
 from ferry.monitor.events import output_column
 from ferry.monitor.store.records import TENSOR_JSON_CACHE, TensorDescription, tensors_json
 from ferry.serve.datatypes import from_signature
+from ferry.serve.model import PendingInference, ServedModel
 from ferry.serve.recorder import RequestRecord
 from ferry.signature import Signature
+from ferry.text import is_whole_number
 
 PROTOCOLS = {"http": "rest", "grpc": "grpc"}
 
@@ -44,7 +47,10 @@ def open_capture(settings: CaptureSettings, on_drop: Callable[[str], None]) -> R
 
 
 class RecorderCapture:
-    """The recorders' capture sink."""
+    """The recorders' capture sink: each closed request's event is built here, on the
+    request path, while the request's objects are still in the processor's caches (the
+    capture's thread, reading them up to a second later, took about twice as long;
+    bench/monitor/RESULTS.md)."""
 
     def __init__(self, capture: Capture):
         self.capture = capture
@@ -55,49 +61,47 @@ class RecorderCapture:
 
     def offer(self, record: RequestRecord, protocol: str, status: str, ok: bool,
               latency_s: float, response_bytes: int) -> None:
-        payload = record.request_bytes if ok and self.capture.room_for_payload(
-            record.request_bytes) else 0
-        self.capture.offer(ClosedRequest(record, protocol, status, ok, latency_s,
-                                         response_bytes, time.time(), payload))
+        ended = time.time()
+        served, pending = _served(record), record.pending
+        timing = None if pending is None else pending.queued.timing
+        event = (int(ended * 1_000_000), request_id(record), served.name,
+                 served.version.version, alias_of(record.asked_version),
+                 PROTOCOLS.get(protocol, protocol), status, None if ok else status, latency_s,
+                 *(NO_TIMING if timing is None else
+                   (timing.queue_s, timing.compute_s, timing.batch_rows)),
+                 record.request_bytes, response_bytes, _inputs_json(pending),
+                 _outputs_json(ok, pending))
+        self.capture.offer(event, None if not ok or pending is None
+                           else SampledRequest(record, ended))
 
     def close(self) -> None:
         self.capture.close()
 
 
+NO_TIMING = (0.0, 0.0, 0)
+"""Queue and compute seconds and batch rows of a request that never reached a batch."""
+
+
+def _served(record: RequestRecord) -> ServedModel:
+    """The record's served model (the recorders capture only requests that have one)."""
+    return cast(ServedModel, record.served)
+
+
 @dataclass(slots=True)
-class ClosedRequest:
-    """A request as its recorder closed it (made on the request path: not frozen, whose
-    `__init__` sets each field through `object.__setattr__`, three times slower)."""
+class SampledRequest:
+    """An answered request whose rows may be sampled (`ferry.monitor.capture.queue.Candidate`)."""
 
     record: RequestRecord
-    protocol: str
-    status: str
-    ok: bool
-    latency_s: float
-    response_bytes: int
     ended: float
-    payload_bytes: int
 
-    def event_row(self) -> tuple[Any, ...]:
-        """The request's event in `STORED_EVENTS_SCHEMA` order (time in microseconds,
-        tensor lists as JSON)."""
-        record, served = self.record, self.record.served
-        queue_s, compute_s, batch_rows = _timing(record)
-        return (int(self.ended * 1_000_000), request_id(record),
-                served.name if served is not None else record.model,
-                served.version.version if served is not None else 0,
-                alias_of(record.asked_version), PROTOCOLS.get(self.protocol, self.protocol),
-                self.status, None if self.ok else self.status, self.latency_s, queue_s,
-                compute_s, batch_rows, record.request_bytes, self.response_bytes,
-                _inputs_json(record), _outputs_json(self))
+    @property
+    def key(self) -> tuple[str, int, int]:
+        served = _served(self.record)
+        return served.name, served.version.version, int(self.ended)
 
-    def rows(self) -> tuple[str, int, RequestRows] | None:
-        """(model, version, itself) when it reached a model's queue; whether it has outputs
-        is asked only if the sampler keeps it (`tensors`)."""
-        served = self.record.served
-        if served is None or self.record.pending is None:
-            return None
-        return served.name, served.version.version, self
+    @property
+    def request_bytes(self) -> int:
+        return self.record.request_bytes
 
     @property
     def count(self) -> int:
@@ -110,7 +114,7 @@ class ClosedRequest:
     def tensors(self) -> tuple[SignatureLayout, dict[str, np.ndarray]] | None:
         """Its input tensors by name and its outputs as `output:<name>`."""
         record = self.record
-        results = _results(record)
+        results = _results(record.pending)
         if results is None or record.served is None or record.pending is None:
             return None
         outputs = {output_column(name): values for name, values in results.items()}
@@ -142,13 +146,6 @@ class SignatureLayout:
                 **output_columns(self.signature, outputs)}
 
 
-def _timing(record: RequestRecord) -> tuple[float, float, int]:
-    """Queue seconds, compute seconds and rows of the batch that carried the request."""
-    timing = record.pending.queued.timing if record.pending is not None else None
-    return (0.0, 0.0, 0) if timing is None else (timing.queue_s, timing.compute_s,
-                                                  timing.batch_rows)
-
-
 _ID_PREFIX = uuid.uuid4().hex[:16]
 """Made-up request ids are this process's random prefix and a counter: unique without a
 call to the kernel's random source per request (`uuid4` costs ~20 µs under a hypervisor)."""
@@ -165,23 +162,26 @@ def request_id(record: RequestRecord) -> str:
 
 
 def alias_of(asked: str | None) -> str | None:
-    return None if asked is None or asked.isdigit() else asked
+    return None if asked is None or is_whole_number(asked) else asked
 
 
-def _inputs_json(record: RequestRecord) -> str:
-    if record.pending is None:
+_DESCRIBED = operator.attrgetter("name", "datatype", "shape")
+
+
+def _inputs_json(pending: PendingInference | None) -> str:
+    if pending is None:
         return tensors_json(())
-    return tensors_json(tuple([(tensor.name, tensor.datatype, tensor.shape)
-                               for tensor in record.pending.request.inputs]))
+    return tensors_json(tuple(map(_DESCRIBED, pending.request.inputs)))
 
 
-def _outputs_json(closed: ClosedRequest) -> str:
-    results = _results(closed.record) if closed.ok else None
-    if results is None or closed.record.pending is None:
+def _outputs_json(ok: bool, pending: PendingInference | None) -> str:
+    """An answered request's outputs (its share of its batch's: the future holds a result,
+    as the request succeeded); a failed request has none."""
+    if not ok or pending is None:
         return tensors_json(())
+    results = pending.queued.future.result()
     return _outputs_described(tuple([(spec.name, spec.dtype, results[spec.name].shape)
-                                     for spec in closed.record.pending.wanted
-                                     if spec.name in results]))
+                                     for spec in pending.wanted if spec.name in results]))
 
 
 @functools.lru_cache(maxsize=TENSOR_JSON_CACHE)
@@ -192,9 +192,9 @@ def _outputs_described(outputs: TensorDescription) -> str:
                               for name, dtype, shape in outputs))
 
 
-def _results(record: RequestRecord) -> dict[str, np.ndarray] | None:
+def _results(pending: PendingInference | None) -> dict[str, np.ndarray] | None:
     """The outputs of the request's batch share, when it has them."""
-    future = record.pending.future if record.pending is not None else None
+    future = pending.future if pending is not None else None
     if future is None or not future.done() or future.cancelled() \
             or future.exception() is not None:
         return None

@@ -23,6 +23,7 @@ from ferry.registry import Runtime
 from ferry.serve.batching import BatchSettings
 from ferry.serve.datatypes import BYTES
 from ferry.serve.types import TensorMetadata
+from ferry.text import is_whole_number
 
 BACKEND = {Runtime.ONNX: ("onnxruntime_onnx", "onnxruntime"),
            Runtime.OPENVINO: ("openvino", "openvino"),
@@ -175,7 +176,7 @@ def _instances(name: str, groups: Any) -> int:
 
 def _int(name: str, holder: dict[str, Any], key: str, minimum: int) -> int:
     value = holder[key]
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and is_whole_number(value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not (
             minimum <= value <= _MAX_INT32):

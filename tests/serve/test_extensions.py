@@ -242,6 +242,14 @@ def test_a_response_is_compressed_only_when_asked_and_large(served: Served) -> N
     assert status == 200 and "content-encoding" not in headers
 
 
+@pytest.mark.parametrize("accept", ["gzip;q=\u00b2", "gzip;q=0.\u00b9", "gzip;q=1\u00b2"])
+def test_a_quality_of_non_ascii_digits_is_not_a_number(served: Served, accept: str) -> None:
+    """str.isdigit() takes "²" and "¹" for digits, which float() refuses."""
+    status, _, body = served.request("POST", "/v2/models/iris/infer", _infer_body(served),
+                                     {"Accept-Encoding": accept})
+    assert status == 200 and json.loads(body)["model_name"] == "iris"
+
+
 def test_raw_deflate_bodies_are_accepted(served: Served) -> None:
     compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     body = compressor.compress(_infer_body(served)) + compressor.flush()
@@ -298,3 +306,13 @@ def test_repository_bodies_must_be_objects(served: Served) -> None:
         assert "must be a JSON object" in json.loads(body)["error"]
     status, _, body = served.request("POST", "/v2/repository/index", b'{"ready": "yes"}')
     assert status == 400 and "'ready'" in json.loads(body)["error"]
+
+
+@pytest.mark.parametrize("number", ["\u00b2", "1\u00b9"])
+def test_a_config_number_in_non_ascii_digits_is_refused_naming_it(number: str) -> None:
+    from ferry.serve.batching import BatchSettings
+    from ferry.serve.model_config import load_override
+
+    with pytest.raises(ValueError, match="max_batch_size"):
+        load_override("iris", {"config": json.dumps({"max_batch_size": number})},
+                      BatchSettings())

@@ -131,11 +131,34 @@ def test_framework_filter_works_without_javascript(browser: Browser, url: str,
         context.close()
 
 
+def test_models_come_a_page_at_a_time_with_links_between_pages(page: Page, url: str,
+                                                                registry: Registry) -> None:
+    names = sorted(model.name for model in registry.models())
+    assert len(names) == 3
+    page.goto(f"{url}/?per_page=2")
+    shown = page.locator("#models-table tbody tr")
+    expect(shown).to_have_count(2)
+    expect(page.locator("#models-count")).to_contain_text("3 of 3 models; 1 to 2 shown")
+    page.get_by_role("link", name="Next").click()
+    expect(shown).to_have_count(1)
+    expect(page.locator("#models-count")).to_contain_text("3 to 3 shown")
+    expect(page.get_by_role("link", name="Next")).to_have_count(0)
+    page.get_by_role("link", name="Previous").click()
+    expect(shown).to_have_count(2)
+    page.goto(f"{url}/?per_page=2&page=99")  # past the last page: the last page
+    expect(page.locator("#models-count")).to_contain_text("3 to 3 shown")
+    for bad in ("0", "abc", "%C2%B2", "101"):
+        response = page.goto(f"{url}/?per_page={bad}")
+        assert response is not None and response.status == 400, bad
+        expect(page.get_by_role("alert")).to_contain_text("per_page")
+
+
 def test_unknown_model_or_version_is_a_404_page_naming_it(page: Page, url: str) -> None:
     for path, named in (("/ui/models/nosuchmodel", "nosuchmodel"),
                         ("/ui/models/iris/99", "99"), ("/ui/models/iris/nosuchalias",
                                                        "nosuchalias"),
-                        ("/ui/models/bad%20name", "bad name")):
+                        ("/ui/models/bad%20name", "bad name"),
+                        ("/ui/models/iris/%C2%B2", "\u00b2")):  # "²": a digit, not a number
         response = page.goto(f"{url}{path}")
         assert response is not None and response.status == 404, path
         expect(page.get_by_role("alert")).to_contain_text(named)

@@ -1,21 +1,25 @@
 """The capture's queue and the thread that writes it to the monitoring store.
 
-`offer` is all the request path pays: a length check and a deque append (thread-safe in
-CPython). When `queue_size` requests wait, or the payloads waiting pass `max_queued_bytes`,
-a request is dropped (or queued without its payload) and counted; nothing waits for the
-store. The thread also applies the store's retention once an hour. It wakes every
-`flush_interval_s`, or sooner once `flush_events` wait, builds the events as one table
-(column by column) and the sampled rows there (off the request path), and writes each kind
-with one store call. It works in slices of `SLICE` requests and yields the
-interpreter between them, so a request waiting for the GIL waits for a slice (about a
-millisecond), not a whole flush. `close()` writes what is left, reservoirs included. A
-process killed with SIGKILL loses what was not yet written: at most the last
-`flush_interval_s` of requests (1 s by default) and the current second's reservoir.
+`offer` is what the request path pays: the request's event as a tuple of plain values (built
+by the caller while the request is still in the processor's caches), a length check and a
+deque append (thread-safe in CPython). When
+`queue_size` events wait, a request is dropped and counted; nothing waits for the store.
+A request whose rows may be sampled is queued as a candidate too, while the candidates'
+request bytes stay under `max_queued_bytes` (past it, its rows are not sampled); the others
+are not referenced once their event is built. The thread also applies the store's retention once an
+hour. It wakes every `flush_interval_s`, or sooner once `flush_events` wait, turns the
+events into one table (column by column, yielding the interpreter every `SLICE` events, so
+that a request waiting for the GIL waits for a slice, not a whole flush), stacks the rows
+the sampler kept, and writes each kind with one store call. `close()` writes what is left,
+reservoirs included. A process killed with SIGKILL loses what was not yet written: at most
+the last `flush_interval_s` of requests (1 s by default) and the current second's reservoir.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -24,16 +28,16 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
-from ferry.monitor.capture.sampler import RequestRows, Sampler
+from ferry.monitor.capture.sampler import RequestRows, Sampler, SecondKey
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.store import MonitoringStore
-from ferry.monitor.store.event_chunks import from_columns
+from ferry.monitor.store.event_chunks import STORED_EVENTS_SCHEMA, from_columns
 
 log = logging.getLogger("ferry.capture")
 
 PURGE_INTERVAL_S = 3600.0
 """How often the writer thread applies the store's retention (`MonitoringStore.purge`)."""
-SLICE = 64
+SLICE = 1024
 """Requests turned into records between two yields of the interpreter."""
 YIELD_S = 0.0001
 """How long the thread sleeps between slices. Not 0: `sleep(0)` hands the GIL back but not
@@ -42,18 +46,36 @@ QUEUE_FULL = "queue_full"
 STORE_FAILED = "store_failed"
 
 
-class Captured(Protocol):
-    """One finished request, turned into records only on the capture's thread."""
+Event = tuple[Any, ...]
+"""A request's event: its values in `STORED_EVENTS_SCHEMA` order (`ts` in microseconds, the
+tensor lists as JSON; `event_chunks.from_columns`)."""
+
+
+WRITER_NICENESS = 10
+"""How much lower the writer thread's scheduling priority is than the server's. What it does
+without the GIL (Arrow, zstd, SQLite) then yields the core to the requests, which wait for
+it otherwise: the flush is what raises their p99 (bench/monitor/RESULTS.md)."""
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's priority (Linux: a thread id is a process id to
+    `setpriority`); elsewhere, or when not allowed, the thread keeps its priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       os.getpriority(os.PRIO_PROCESS, 0) + WRITER_NICENESS)
+    except (AttributeError, OSError):
+        log.debug("capture: the writer thread keeps the server's priority")
+
+
+class Candidate(RequestRows, Protocol):
+    """A request whose rows may be sampled."""
 
     @property
-    def payload_bytes(self) -> int:
-        """Bytes of tensors it holds for sampling (0: none)."""
+    def key(self) -> SecondKey:
+        """(model, version, the second it ended in)."""
 
-    def event_row(self) -> tuple[Any, ...]:
-        """Its event, in `STORED_EVENTS_SCHEMA` order (`event_chunks.from_columns`)."""
-
-    def rows(self) -> tuple[str, int, RequestRows] | None:
-        """(model, version, its rows) to sample, or None."""
+    @property
+    def request_bytes(self) -> int: ...
 
 
 class Capture:
@@ -63,8 +85,9 @@ class Capture:
         self.settings = settings
         self.on_drop = on_drop
         self.dropped = 0
-        self._queue: deque[Captured] = deque()
-        self._queued_bytes = 0
+        self._queue: deque[Event] = deque()
+        self._candidates: deque[Candidate] = deque()
+        self._candidate_bytes = 0
         self._sampler = Sampler(settings.sample_rows_per_s)
         self._wake = threading.Event()
         self._stopping = False
@@ -73,17 +96,17 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="ferry-capture", daemon=True)
         self._thread.start()
 
-    def room_for_payload(self, payload_bytes: int) -> bool:
-        """Whether a request's tensors may wait in the queue to be sampled."""
-        return self._queued_bytes + payload_bytes <= self.settings.max_queued_bytes
-
-    def offer(self, item: Captured) -> None:
-        """Queue a finished request (on the request path: never blocks)."""
+    def offer(self, event: Event, rows: Candidate | None = None) -> None:
+        """Queue a finished request's event and, while the bytes waiting allow, its rows for
+        the sampler (on the request path: never blocks)."""
         if len(self._queue) >= self.settings.queue_size or self._stopping:
             self._drop(QUEUE_FULL)
             return
-        self._queued_bytes += item.payload_bytes
-        self._queue.append(item)
+        self._queue.append(event)
+        if rows is not None and self.settings.sample_rows_per_s and \
+                self._candidate_bytes + rows.request_bytes <= self.settings.max_queued_bytes:
+            self._candidate_bytes += rows.request_bytes
+            self._candidates.append(rows)
         if len(self._queue) >= self.settings.flush_events:
             self._wake.set()
 
@@ -99,6 +122,7 @@ class Capture:
         self.on_drop(reason)
 
     def _run(self) -> None:
+        _lower_priority()
         while not self._stopping:
             self._wake.wait(self.settings.flush_interval_s)
             self._wake.clear()
@@ -118,16 +142,31 @@ class Capture:
         except Exception:  # retention can wait for the next hour; requests cannot
             log.exception("capture: applying the monitoring store's retention failed")
 
-    def _drain(self) -> list[Captured]:
-        taken = [self._queue.popleft() for _ in range(len(self._queue))]
-        self._queued_bytes -= sum(item.payload_bytes for item in taken)
+    def _drain(self) -> list[Event]:
+        return [self._queue.popleft() for _ in range(len(self._queue))]
+
+    def _drain_candidates(self) -> list[Candidate]:
+        taken = [self._candidates.popleft() for _ in range(len(self._candidates))]
+        self._candidate_bytes -= sum(candidate.request_bytes for candidate in taken)
         return taken
 
-    def _write(self, items: list[Captured], drained_at: float, *, final: bool) -> None:
+    def _sample(self, candidates: list[Candidate]) -> None:
+        """Offer the candidates to the sampler a run of one model version's second at a
+        time."""
+        keys = [candidate.key for candidate in candidates]
+        counts = [candidate.count for candidate in candidates]
+        start = 0
+        for key, run in itertools.groupby(keys):
+            stop = start + sum(1 for _ in run)
+            self._sampler.add_run(key, candidates[start:stop], counts[start:stop])
+            start = stop
+
+    def _write(self, items: list[Event], drained_at: float, *, final: bool) -> None:
         """Write `items`, and the sampled rows of every second that ended before they were
         drained (a later second may still be receiving requests: its rows wait)."""
         try:
             events = self._events(items)
+            self._sample(self._drain_candidates())
             samples = self._sampler.take(drained_at, final=final)
             if events is not None:
                 self.store.append_event_table(events)
@@ -139,19 +178,13 @@ class Capture:
             for _ in items:
                 self._drop(STORE_FAILED)
 
-    def _events(self, items: list[Captured]) -> pa.Table | None:
-        """The events of `items` as one table (a tuple per request, a slice at a time, then
-        an Arrow array per column), their rows offered to the sampler on the way."""
-        rows: list[tuple[Any, ...]] = []
+    def _events(self, items: list[Event]) -> pa.Table | None:
+        """The events as one table: columns of a slice at a time, the interpreter yielded
+        between slices."""
+        columns: list[list[Any]] = [[] for _ in STORED_EVENTS_SCHEMA]
         for start in range(0, len(items), SLICE):
-            part = items[start:start + SLICE]
-            rows += [item.event_row() for item in part]
-            self._sample(part)
+            for column, values in zip(columns, zip(*items[start:start + SLICE], strict=True),
+                                      strict=True):
+                column += values
             time.sleep(YIELD_S)
-        return from_columns(list(zip(*rows, strict=True))) if rows else None
-
-    def _sample(self, items: list[Captured]) -> None:
-        for item in items:
-            found = item.rows() if item.payload_bytes else None
-            if found is not None:
-                self._sampler.add(*found)
+        return from_columns(columns) if items else None

@@ -2,14 +2,17 @@
 then a reservoir of that size over the rest of the second (Vitter's algorithm R), so a burst
 keeps a uniform sample of itself. A second's rows are emitted once it has ended.
 
-The sampler sees every captured request, so what it does per request is a few Python
-operations: past the cap it jumps from one kept row to the next (algorithm L), and its random
-numbers are drawn `UNIFORM_BATCH` at a time, not one call each."""
+The sampler sees every captured request, a run of one second's requests at a time, so what
+it does per request is little: past the cap it jumps from one kept row to the next
+(algorithm L) through the run's cumulative row counts, and its random numbers are drawn
+`UNIFORM_BATCH` at a time, not one call each."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,6 +23,8 @@ from ferry.monitor.events import SampledRows
 
 Key = tuple[str, int]
 """(model, version)."""
+SecondKey = tuple[str, int, int]
+"""(model, version, second)."""
 UNIFORM_BATCH = 4096
 """Uniform draws fetched from the generator at once (one call costs about a microsecond)."""
 
@@ -93,16 +98,24 @@ class Sampler:
         """Seconds that ended while rows of a later second arrived, not yet taken."""
 
     def add(self, model: str, version: int, rows: RequestRows) -> None:
-        if rows.count == 0 or self.per_second == 0:
-            return
-        second = int(rows.ended)
+        self.add_run((model, version, int(rows.ended)), [rows], [rows.count])
+
+    def add_run(self, key: SecondKey, requests: Sequence[RequestRows],
+                counts: Sequence[int]) -> None:
+        """Requests of one model version that ended in one second, in order, with their row
+        counts (the capture's thread offers a run of requests at a time)."""
+        if self.per_second:
+            self._second(*key).add_run(requests, counts)
+
+    def _second(self, model: str, version: int, second: int) -> _Second:
+        """The reservoir of the model version's second; its previous second is finished."""
         current = self._seconds.get((model, version))
         if current is None or current.second != second:
             if current is not None:
                 self._finished.append(((model, version), current))
             current = _Second(second, self.per_second, self._uniforms)
             self._seconds[(model, version)] = current
-        current.add(rows)
+        return current
 
     def take(self, now: float, *, final: bool) -> list[SampledRows]:
         """The rows of every second that has ended (all of them when `final`)."""
@@ -131,18 +144,41 @@ class _Second:
         self._next = 0
         """The number (counted from 1) of the next row to take once the slots are full."""
 
-    def add(self, rows: RequestRows) -> None:
-        start, count = self.seen, rows.count
+    def add_run(self, requests: Sequence[RequestRows], counts: Sequence[int]) -> None:
+        """Requests of this second in order: each taken whole until the slots are full, then
+        only the rows the jumps land on are looked for (by bisection over the run's
+        cumulative row counts), so a request no slot takes costs an addition."""
+        first = 0
+        while first < len(requests) and len(self.kept) < self.capacity:
+            self._fill(requests[first], counts[first])
+            first += 1
+        if first < len(requests):
+            ends = list(itertools.accumulate(counts[first:], initial=self.seen))
+            """ends[i]: the rows seen before the run's request i; ends[-1]: after the run."""
+            self.seen = ends[-1]
+            rest = requests[first:]
+
+            def locate(number: int) -> tuple[RequestRows, int]:
+                index = bisect.bisect_left(ends, number) - 1
+                return rest[index], number - ends[index] - 1
+
+            self._replace(locate)
+
+    def _fill(self, rows: RequestRows, count: int) -> None:
+        start = self.seen
         self.seen += count
         filled = min(count, self.capacity - len(self.kept))
-        if filled > 0:
-            self.kept += [(rows, row) for row in range(filled)]
-            if len(self.kept) == self.capacity:
-                self._next = start + filled
-                self._skip()
-        while self.capacity and self._next <= self.seen and len(self.kept) == self.capacity:
+        self.kept += [(rows, row) for row in range(filled)]
+        if filled > 0 and len(self.kept) == self.capacity:
+            self._next = start + filled
+            self._skip()
+            self._replace(lambda number: (rows, number - start - 1))
+
+    def _replace(self, locate: Callable[[int], tuple[RequestRows, int]]) -> None:
+        """Put every row the jumps land on, up to the rows seen, into a random slot."""
+        while self._next <= self.seen:
             slot = int(self._uniforms.next() * self.capacity)
-            self.kept[slot] = (rows, self._next - start - 1)
+            self.kept[slot] = locate(self._next)
             self._skip()
 
     def _skip(self) -> None:

@@ -22,7 +22,8 @@ class CaptureSettings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     """Requests waiting to be written; more are dropped and counted."""
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
-    """Request bytes whose tensors wait to be sampled; more are queued without them."""
+    """Request bytes the sampler may hold (requests whose rows it keeps until their second is
+    written); a request that would pass it is not offered for sampling."""
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     flush_events: int = DEFAULT_FLUSH_EVENTS
     sample_rows_per_s: int = DEFAULT_ROWS_PER_S

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 
 from ferry.errors import InvalidInputError, RequestTooLargeError
+from ferry.text import as_number
 
 GZIP = "gzip"
 DEFLATE = "deflate"
@@ -69,7 +70,7 @@ def response_encoding(accept: bytes | None) -> str | None:
 def _token(part: str) -> str | None:
     name, _, params = part.strip().partition(";")
     quality = params.strip().removeprefix("q=")
-    if params and quality.replace(".", "", 1).isdigit() and float(quality) == 0:
+    if params and as_number(quality) == 0:
         return None
     return name.strip() or None
 

@@ -43,6 +43,7 @@ from ferry.serve.rest.tfserving_codec import (
     loads,
 )
 from ferry.serve.types import TensorMetadata
+from ferry.text import is_whole_number
 
 PREFIX = "/v1/models/"
 JSON = "application/json"
@@ -102,7 +103,7 @@ def parse_target(method: str, path: str, full_path: str) -> Target:
     version, label = match["version"], match["label"]
     if version is not None and not _is_number(version):
         raise InvalidInputError(f"Failed to convert version: {version:.40} to numeric.")
-    if label is not None and label.isdigit():
+    if label is not None and is_whole_number(label):
         raise InvalidInputError(f"version label {label:.40} is a number: ask for"
                                 f" /versions/{label:.40}")
     return Target(match["name"], version or label, action)

@@ -39,6 +39,7 @@ from ferry.errors import (
 from ferry.registry import Event, ModelVersion, RegisteredModel, Registry, Report
 from ferry.registry.catalog import ModelSummary
 from ferry.registry.entities import Status, extra_artifacts
+from ferry.text import is_whole_number
 from ferry.ui.bars import Bar, bar_chart
 from ferry.ui.context import UIContext
 from ferry.ui.lineage import lineage_graph, lineage_svg, version_href
@@ -57,6 +58,10 @@ MAX_HISTORY = 300
 """History lines shown on a model page, newest first (the rest: `ferry history NAME`)."""
 MAX_SHOWN_VALUES = 8
 """Values of a worst row shown in the conversion check's table."""
+MODELS_PER_PAGE = 25
+"""Models on one page of `/` unless `per_page` says otherwise (a cold browser lays out 100
+rows in about twice the time of 25: bench/ui/RESULTS.md)."""
+MAX_PER_PAGE = 100
 MAX_SIZES = 20_000
 """Artifact sizes remembered (artifacts never change under their sha256)."""
 
@@ -171,18 +176,57 @@ def artifact_size(registry: Registry, sha256: str | None) -> int | None:
     return _SIZES[sha256]
 
 
+@dataclass(frozen=True)
+class Paging:
+    """Which slice of the filtered models a page shows (1-based `page`, clamped to the last)."""
+
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def first(self) -> int:
+        return (min(self.page, self.pages) - 1) * self.per_page
+
+    @property
+    def last(self) -> int:
+        return min(self.first + self.per_page, self.total)
+
+    @property
+    def current(self) -> int:
+        return min(self.page, self.pages)
+
+
 def show_models(context: UIContext, request: Request) -> Response:
-    """`/`: every model, filtered by `q` (text) and `framework` (query parameters)."""
+    """`/`: every model, filtered by `q` (text) and `framework`, `per_page` at a time (query
+    parameters)."""
     q = _query_text(request, "q")
     framework = _query_text(request, "framework")
     everything = context.registry.catalog()
     frameworks = sorted({m.framework for m in everything if m.framework})
     shown = [m for m in everything if (not framework or m.framework == framework)
              and (not q or m.matches(q.lower()))]
-    rows = [_sized(context.registry, m) for m in shown]
+    paging = Paging(_query_number(request, "page", 1, 1_000_000),
+                    _query_number(request, "per_page", MODELS_PER_PAGE, MAX_PER_PAGE),
+                    len(shown))
+    rows = [_sized(context.registry, m) for m in shown[paging.first:paging.last]]
     return render_page(request, "models.html", title="Models", active="models", rows=rows,
-                       total=len(everything), frameworks=frameworks, framework=framework,
-                       q=q, fmt=FMT)
+                       total=len(everything), matching=len(shown), paging=paging,
+                       frameworks=frameworks, framework=framework, q=q, fmt=FMT)
+
+
+def _query_number(request: Request, key: str, default: int, most: int) -> int:
+    """A whole-number query parameter from 1 to `most`, or InvalidInputError naming it."""
+    text = request.query_params.get(key, "").strip()
+    if not text:
+        return default
+    if not is_whole_number(text) or not 1 <= int(text) <= most:
+        raise InvalidInputError(f"{key} must be a whole number from 1 to {most}, got {text!r}")
+    return int(text)
 
 
 def _sized(registry: Registry, summary: ModelSummary) -> ModelSummary:
@@ -333,7 +377,7 @@ def _promote(registry: Registry, name: str, form: Mapping[str, str]) -> Promotio
 
 def _form_version(text: str) -> int:
     text = text.strip()
-    if not text.isdigit() or len(text) > 9:
+    if not is_whole_number(text) or len(text) > 9:
         raise InvalidInputError(f"version {text!r}: choose a version number")
     return int(text)
 
@@ -399,7 +443,7 @@ def show_version(context: UIContext, request: Request) -> Response:
     registry = context.registry
     name = checked_name(request.path_params["name"])
     text = request.path_params["version"]
-    if not text.isdigit():
+    if not is_whole_number(text):
         return _alias_redirect(registry, name, text)
     version = registry.get(f"{name}:{_path_version(name, text)}")
     versions = registry.versions(name)
@@ -566,7 +610,7 @@ def _by_batch(values: Any) -> dict[int, float]:
         return {}
     found = {}
     for key, value in values.items():
-        if str(key).isdigit() and isinstance(value, int | float) and math.isfinite(value):
+        if is_whole_number(str(key)) and isinstance(value, int | float) and math.isfinite(value):
             found[int(key)] = float(value)
     return found
 
