@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,7 +137,7 @@ def _draft(record: PipelineRecord, predictor: ChainPredictor, rows: Any, registr
         lineage={**details.lineage, "members": [m.uri for m in record.members()]})
 
 
-def _sample(rows: Any, put: Any) -> str | None:
+def _sample(rows: Any, put: Callable[[bytes], str]) -> str | None:
     try:
         return str(put(sample_to_parquet(rows)))
     except (FerryError, ValueError, TypeError) as exc:

@@ -37,7 +37,8 @@ from ferry.optimizer import TimingSettings, optimize
 from ferry.optimizer.candidates.onnxruntime import OnnxRuntimeAsServed, OnnxRuntimeOffline
 from ferry.registry import Registry
 from ferry.serve.server import RunningServer
-from ferry.ui.pages.models import Formats, steps_text
+from ferry.ui.pages.formats import Formats
+from ferry.ui.pages.version import steps_text
 
 FAST = TimingSettings(repeats=1, max_repeats=1, slices=2, min_slice_s=0.005, min_calls=2,
                       warmup_s=0.0, warmup_calls=1)
