@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from ferry.gate.promote import Promotion
 
 
-MAX_QUERY_CHARS = 200
-"""Longest search text or framework name the models page takes."""
+MAX_NOTICE_CHARS = 200
+"""Longest alias name the "moved" notice repeats from the query."""
 MAX_FORM_BYTES = 16 * 1024
 """Largest alias form read; a bigger body is refused before it is kept."""
 MAX_FORM_FIELDS = 20
@@ -65,7 +65,7 @@ def checked_name(name: str) -> str:
 def show_model(context: UIContext, request: Request) -> Response:
     """`/ui/models/NAME`; `?moved=ALIAS` after the form moved an alias says so."""
     name = checked_name(request.path_params["name"])
-    moved = request.query_params.get("moved", "")[:MAX_QUERY_CHARS]
+    moved = request.query_params.get("moved", "")[:MAX_NOTICE_CHARS]
     return model_response(context, request, name, FormState(), moved=moved)
 
 
