@@ -16,7 +16,9 @@ does not load numpy, pandas, ONNX or the registry until something needs them.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ferry.lazy import lazy_names
 
 if TYPE_CHECKING:
     from ferry.convert.check import Tolerance
@@ -49,15 +51,7 @@ _HOMES = {
     "Pipeline": "ferry.steps.pipeline", "Ensemble": "ferry.steps.pipeline",
 }
 """Where each public name lives."""
-
-
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is asked for."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'ferry' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOMES)
 
 __all__ = [
     "Ensemble",

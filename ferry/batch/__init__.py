@@ -17,9 +17,9 @@ light to import: the scoring modules load when a run starts.
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ferry.lazy import callable_package, lazy_names
 
 if TYPE_CHECKING:
     from ferry.batch.plan import BatchOptions
@@ -30,23 +30,7 @@ _HOMES = {"batch": "ferry.batch.runner", "Progress": "ferry.batch.runner",
           "BatchOptions": "ferry.batch.plan", "BatchRun": "ferry.registry",
           "RunStatus": "ferry.registry"}
 
+__getattr__ = lazy_names(__name__, _HOMES)
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is asked for."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'ferry.batch' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-class _BatchPackage(types.ModuleType):
-    def __call__(self, uri: str, input: str, output: str | None = None,
-                 **options: Any) -> BatchRun:
-        from ferry.batch.runner import batch
-
-        return batch(uri, input, output, **options)
-
-
-sys.modules[__name__].__class__ = _BatchPackage
+callable_package(__name__, "ferry.batch.runner:batch")
 __all__ = ["BatchOptions", "BatchRun", "Progress", "RunStatus", "batch"]

@@ -18,10 +18,9 @@ import: ONNX Runtime and the registry load when an export starts.
 
 from __future__ import annotations
 
-import sys
-import types
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ferry.lazy import callable_package, lazy_names
 
 if TYPE_CHECKING:
     from ferry.export.bundle import ExportResult, export_bundle
@@ -30,22 +29,7 @@ if TYPE_CHECKING:
 _HOMES = {"export_bundle": "ferry.export.bundle", "ExportResult": "ferry.export.bundle",
           "TritonExport": "ferry.export.triton"}
 
+__getattr__ = lazy_names(__name__, _HOMES)
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is asked for."""
-    if name not in _HOMES:
-        raise AttributeError(f"module 'ferry.export' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(_HOMES[name]), name)
-
-
-class _ExportPackage(types.ModuleType):
-    def __call__(self, uri: str, directory: str | Path, **options: Any) -> ExportResult:
-        from ferry.export.bundle import export_bundle
-
-        return export_bundle(uri, directory, **options)
-
-
-sys.modules[__name__].__class__ = _ExportPackage
+callable_package(__name__, "ferry.export.bundle:export_bundle")
 __all__ = ["ExportResult", "TritonExport", "export_bundle"]

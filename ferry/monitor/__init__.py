@@ -18,19 +18,6 @@ the package's module object answers the call.
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import TYPE_CHECKING, Any
+from ferry.lazy import callable_package
 
-if TYPE_CHECKING:
-    from ferry.monitor.api import MonitorReport
-
-
-class _MonitorPackage(types.ModuleType):
-    def __call__(self, uri: str, **options: Any) -> MonitorReport:
-        from ferry.monitor.api import monitor
-
-        return monitor(uri, **options)
-
-
-sys.modules[__name__].__class__ = _MonitorPackage
+callable_package(__name__, "ferry.monitor.api:monitor")
