@@ -11,6 +11,7 @@ it has in flight, on both protocols), then the supervisor. A worker that dies is
 in the metrics folder (its in-flight gauge drops out of the sum) and replaced, unless it died
 within `MIN_UPTIME_S` of its start: then the supervisor stops the others and fails, so that a
 worker that cannot start (a port in use, a model that does not load) is not restarted forever.
+Only the first worker (or its replacement) judges drift on the schedule (`worker_settings`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 
@@ -86,7 +87,7 @@ class Supervisor:
     def run(self) -> None:
         previous = {signum: signal.signal(signum, self._stop_soon) for signum in SIGNALS}
         try:
-            self.workers = [self._start() for _ in range(self.count)]
+            self.workers = [self._start(index) for index in range(self.count)]
             while not self.stopping:
                 wait([worker.process.sentinel for worker in self.workers], timeout=POLL_S)
                 self._replace_dead()
@@ -98,9 +99,10 @@ class Supervisor:
     def _stop_soon(self, _signum: int, _frame: object) -> None:
         self.stopping = True
 
-    def _start(self) -> _Worker:
-        process = self.context.Process(target=_worker, daemon=True,
-                                       args=(self.uris, self.settings, os.getpid()))
+    def _start(self, index: int) -> _Worker:
+        process = self.context.Process(
+            target=_worker, daemon=True,
+            args=(self.uris, worker_settings(self.settings, index), os.getpid()))
         process.start()
         return _Worker(process, time.monotonic())
 
@@ -114,7 +116,7 @@ class Supervisor:
                 raise ServingError(f"worker process {pid} exited with code {code} soon after"
                                    " it started (see its log above); the server stops")
             log.warning("worker process %s exited with code %s; starting another", pid, code)
-            self.workers[index] = self._start()
+            self.workers[index] = self._start(index)
 
     def _stop_all(self) -> None:
         """SIGTERM to every worker (each finishes its requests in flight), then wait."""
@@ -136,6 +138,13 @@ class Supervisor:
 
         if worker.process.pid is not None:
             multiprocess.mark_process_dead(worker.process.pid, self.folder)
+
+
+def worker_settings(settings: ServeSettings, index: int) -> ServeSettings:
+    """Worker `index`'s settings: the first worker alone judges drift on a schedule. Every
+    worker captures into the same store, so one judge covers them all; N judges would write
+    each result N times."""
+    return settings if index == 0 else replace(settings, drift_every_s=0)
 
 
 def _worker(uris: list[str], settings: ServeSettings, parent: int) -> None:

@@ -12,6 +12,7 @@ from ferry.errors import InvalidInputError
 from ferry.serve.batching import BatchSettings
 from ferry.serve.server import run
 from ferry.serve.settings import ServeSettings
+from ferry.serve.supervisor import worker_settings
 
 
 @pytest.mark.parametrize(("field", "value"), [
@@ -39,6 +40,13 @@ def test_settings_in_range_are_kept() -> None:
     settings = ServeSettings(http_port=0, grpc_port=None, shutdown_grace_s=0.0,
                              batching=batching)
     assert settings.batching.preferred_batch_sizes == (4, 8)
+
+
+def test_only_the_first_worker_judges_drift_on_the_schedule() -> None:
+    """Every worker captures into one store: N judges would write each result N times."""
+    settings = ServeSettings(drift_every_s=600)
+    assert [worker_settings(settings, index).drift_every_s for index in range(3)] == [600, 0, 0]
+    assert worker_settings(settings, 1).batching == settings.batching
 
 
 def test_workers_below_one_are_refused_before_serving() -> None:
