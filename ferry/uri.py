@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ferry.errors import InvalidNameError, InvalidURIError
+from ferry.text import is_whole_number
 
 MAX_NAME_LENGTH = 128
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -53,7 +54,7 @@ class ModelURI:
             return cls(name=validate_name(name), alias=validate_alias(alias))
         if ":" in text:
             name, _, number = text.partition(":")
-            if not (number.isascii() and number.isdigit()) or int(number) < 1:
+            if not is_whole_number(number) or int(number) < 1:
                 raise InvalidURIError(
                     f"invalid version {number!r} in {text!r}: versions are numbers from 1"
                 )

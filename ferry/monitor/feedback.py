@@ -31,6 +31,7 @@ from ferry.errors import InvalidInputError, one_line
 from ferry.monitor.store import Label, MonitoringStore, open_store
 from ferry.registry import ModelVersion, Registry
 from ferry.signature import Task
+from ferry.text import is_whole_number
 
 MAX_LABELS_PER_CALL = 10_000
 """Labels one feedback request may carry: a bound the body's byte limit alone does not give
@@ -236,7 +237,7 @@ def _csv_label(file: Path, line: int, fields: Mapping[str, str | None]) -> tuple
     request_id, label, row = fields.get("id"), fields.get("label"), fields.get("row") or "0"
     if not request_id or label is None or label == "":
         raise InvalidInputError(f"{where}: id and label must both be given")
-    if not (row.strip().isascii() and row.strip().isdigit()):
+    if not is_whole_number(row.strip()):
         raise InvalidInputError(f"{where}: row must be a row index (0, 1, ...), got {row!r}")
     return request_id, _row(f"{where}: row", int(row)), label
 

@@ -29,6 +29,7 @@ from ferry.serve.batching import BatchObserver, BatchSettings
 from ferry.serve.model import ServedModel, StageObserver
 from ferry.serve.types import RepositoryEntry
 from ferry.steps import StepsPredictor
+from ferry.text import is_whole_number
 from ferry.uri import ModelURI
 
 DEFAULT_ALIAS = "production"
@@ -103,12 +104,12 @@ class ModelRepository:
             if not entry.versions:
                 raise ModelNotReadyError(f"model {name!r} has no version loaded", model=name)
             return max(entry.versions)
-        if version.isascii() and version.isdigit():
+        if is_whole_number(version):
             return int(version)
         if version not in entry.aliases:
             raise AliasNotFoundError(
-                f"failed to get model version from specified version string '{version}':"
-                f" model {name!r} has no version or alias {version!r}", model=name)
+                f"failed to get model version from specified version string '{version:.64}':"
+                f" model {name!r} has no version or alias {version[:64]!r}", model=name)
         return entry.aliases[version]
 
     def versions(self, name: str) -> tuple[str, ...]:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from ferry.text import is_whole_number
+
 REQUESTS = "ferry_inference_requests"
 REQUEST_DURATION = "ferry_request_duration_seconds"
 QUEUE_DURATION = "ferry_queue_duration_seconds"
@@ -133,7 +135,7 @@ def _order(numbers: VersionNumbers) -> tuple[bool, str, int, str]:
     """Sort key: model, then version as a number; unresolved requests last."""
     version = numbers.version
     return (numbers.key == UNRESOLVED, numbers.model,
-            int(version) if version.isascii() and version.isdigit() else -1, version)
+            int(version) if is_whole_number(version) else -1, version)
 
 
 def parse_exposition(text: bytes | str) -> Snapshot:

@@ -316,3 +316,29 @@ def test_a_config_number_in_non_ascii_digits_is_refused_naming_it(number: str) -
     with pytest.raises(ValueError, match="max_batch_size"):
         load_override("iris", {"config": json.dumps({"max_batch_size": number})},
                       BatchSettings())
+
+
+@pytest.mark.parametrize(("method", "action"), [("POST", "infer"), ("GET", "ready"),
+                                                ("GET", "stats"), ("GET", "config")])
+def test_a_version_of_thousands_of_digits_is_not_found(served: Served, method: str,
+                                                       action: str) -> None:
+    """int() refuses more than 4,300 digits: a version past any real one is no version."""
+    status, _, body = served.request(method, f"/v2/models/iris/versions/{'9' * 5000}/{action}",
+                                     _infer_body(served) if method == "POST" else None)
+    assert status == 404, body
+
+
+def test_a_version_of_thousands_of_digits_over_grpc_is_not_found(grpc: Any) -> None:
+    with pytest.raises(InferenceServerException, match="failed to get model version"):
+        grpc.get_model_metadata("iris", "9" * 5000)
+
+
+def test_a_grpc_error_echoing_a_long_value_still_reaches_the_client(grpc: Any) -> None:
+    """Status details travel as metadata, which clients cap at 8 KiB: the message is
+    bounded, so the client reads INVALID_ARGUMENT, not RESOURCE_EXHAUSTED."""
+    name = "x" * 20_000
+    tensor = grpcclient.InferInput(name, [1, 4], "FP32")
+    tensor.set_data_from_numpy(np.zeros((1, 4), np.float32))
+    with pytest.raises(InferenceServerException) as refused:
+        grpc.infer("iris", [tensor])
+    assert refused.value.status() == "StatusCode.INVALID_ARGUMENT", refused.value.message()

@@ -257,6 +257,8 @@ def test_bad_values_answer_a_page_naming_them(live_world: LiveWorld, page: Page)
                                 ("/ui/drift/iris?column=nosuch", 400, "nosuch"),
                                 ("/ui/drift/iris?version=99999999999999999999", 400,
                                  "not a version number"),
+                                (f"/ui/drift/iris?version={'9' * 5000}", 400,
+                                 "not a version number"),  # past int()'s 4,300 digits
                                 ("/ui/traffic?model=nosuch", 404, "nosuch"),
                                 ("/ui/traffic?since=99d", 400, "99d"),
                                 ("/ui/batch?model=nosuch", 404, "nosuch")]:

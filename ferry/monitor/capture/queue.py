@@ -17,7 +17,6 @@ the last `flush_interval_s` of requests (1 s by default) and the current second'
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import threading
@@ -38,7 +37,7 @@ log = logging.getLogger("ferry.capture")
 PURGE_INTERVAL_S = 3600.0
 """How often the writer thread applies the store's retention (`MonitoringStore.purge`)."""
 SLICE = 1024
-"""Requests turned into records between two yields of the interpreter."""
+"""Events turned into columns between two yields of the interpreter."""
 YIELD_S = 0.0001
 """How long the thread sleeps between slices. Not 0: `sleep(0)` hands the GIL back but not
 the core, and a server pinned to one core would see the writer take the GIL again at once."""
@@ -150,23 +149,14 @@ class Capture:
         self._candidate_bytes -= sum(candidate.request_bytes for candidate in taken)
         return taken
 
-    def _sample(self, candidates: list[Candidate]) -> None:
-        """Offer the candidates to the sampler a run of one model version's second at a
-        time."""
-        keys = [candidate.key for candidate in candidates]
-        counts = [candidate.count for candidate in candidates]
-        start = 0
-        for key, run in itertools.groupby(keys):
-            stop = start + sum(1 for _ in run)
-            self._sampler.add_run(key, candidates[start:stop], counts[start:stop])
-            start = stop
-
     def _write(self, items: list[Event], drained_at: float, *, final: bool) -> None:
         """Write `items`, and the sampled rows of every second that ended before they were
         drained (a later second may still be receiving requests: its rows wait)."""
         try:
             events = self._events(items)
-            self._sample(self._drain_candidates())
+            candidates = self._drain_candidates()
+            self._sampler.add_runs([candidate.key for candidate in candidates], candidates,
+                                   [candidate.count for candidate in candidates])
             samples = self._sampler.take(drained_at, final=final)
             if events is not None:
                 self.store.append_event_table(events)

@@ -100,6 +100,16 @@ class Sampler:
     def add(self, model: str, version: int, rows: RequestRows) -> None:
         self.add_run((model, version, int(rows.ended)), [rows], [rows.count])
 
+    def add_runs(self, keys: Sequence[SecondKey], requests: Sequence[RequestRows],
+                 counts: Sequence[int]) -> None:
+        """Requests in the order they ended, each with its (model, version, second) and row
+        count: each run of one key is taken in one step (`add_run`)."""
+        start = 0
+        for key, run in itertools.groupby(keys):
+            stop = start + sum(1 for _ in run)
+            self.add_run(key, requests[start:stop], counts[start:stop])
+            start = stop
+
     def add_run(self, key: SecondKey, requests: Sequence[RequestRows],
                 counts: Sequence[int]) -> None:
         """Requests of one model version that ended in one second, in order, with their row

@@ -40,9 +40,18 @@ Servicer = TypeVar("Servicer", bound="InferenceServicer")
 Handler = Callable[[Servicer, Request, Any], Awaitable[Response]]
 
 
+MAX_STATUS_MESSAGE = 2048
+"""Characters of an error message sent as the status details. They travel as metadata,
+which clients cap at 8 KiB: a message that echoes a long client value would otherwise reach
+the client as RESOURCE_EXHAUSTED instead of the error."""
+
+
 async def abort(context: Any, failure: Failure) -> NoReturn:
-    """End the RPC with the status and message of `failure`."""
-    await context.abort(grpc.StatusCode[failure.status.grpc], failure.message,
+    """End the RPC with the status and message of `failure` (bounded)."""
+    message = failure.message
+    if len(message) > MAX_STATUS_MESSAGE:
+        message = message[:MAX_STATUS_MESSAGE - 3] + "..."
+    await context.abort(grpc.StatusCode[failure.status.grpc], message,
                         trailing_metadata=failure.headers)
     raise AssertionError("ServicerContext.abort returns only by raising")  # pragma: no cover
 

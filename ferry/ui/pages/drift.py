@@ -42,6 +42,7 @@ from ferry.monitor.report import reference_shares
 from ferry.monitor.staleness import Staleness, staleness
 from ferry.monitor.store import MonitoringStore, open_store
 from ferry.registry import ModelVersion, Registry
+from ferry.text import is_whole_number
 from ferry.ui.charts import Cell, figure, paired_bars, verdict_strip
 from ferry.ui.context import UIContext
 from ferry.ui.render import html_errors, render_page
@@ -226,7 +227,7 @@ def _version_number(text: str | None) -> int | None:
     """The `version` query parameter as a number; None when absent."""
     if text is None or text == "":
         return None
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_VERSION):
+    if not (is_whole_number(text) and 1 <= int(text) <= MAX_VERSION):
         raise InvalidInputError(f"version {text[:40]!r} is not a version number (1, 2, ...)")
     return int(text)
 

@@ -83,16 +83,16 @@ class Paging:
         return max(1, math.ceil(self.total / self.per_page))
 
     @property
+    def current(self) -> int:
+        return min(self.page, self.pages)
+
+    @property
     def first(self) -> int:
-        return (min(self.page, self.pages) - 1) * self.per_page
+        return (self.current - 1) * self.per_page
 
     @property
     def last(self) -> int:
         return min(self.first + self.per_page, self.total)
-
-    @property
-    def current(self) -> int:
-        return min(self.page, self.pages)
 
 
 def show_models(context: UIContext, request: Request) -> Response:
