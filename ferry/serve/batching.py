@@ -85,7 +85,7 @@ class RequestTiming:
     batch_rows: int
 
 
-@dataclass
+@dataclass(slots=True)
 class QueuedRequest:
     """One request on the batcher: its inputs, its outputs' future and, once its batch has
     run, that batch's timing."""
@@ -150,19 +150,22 @@ class DynamicBatcher:
             raise ServerOverloadedError(
                 f"queue full ({self.settings.max_queue_size} requests waiting): retry later",
                 retry_after_s=DEFAULT_RETRY_AFTER_S)
-        loop = asyncio.get_running_loop()
+        loop = self._ensure_worker()
         deadline = None if timeout_s is None else time.perf_counter() + timeout_s
         pending = QueuedRequest(inputs, rows, loop.create_future(), deadline)
         self._queue.append(pending)
-        self._ensure_worker()
         assert self._wakeup is not None
         self._wakeup.set()
         return pending
 
-    def _ensure_worker(self) -> None:
+    def _ensure_worker(self) -> asyncio.AbstractEventLoop:
+        """The worker's event loop, the running one (the worker starts on the first request,
+        and again if it stopped; `asyncio.get_running_loop` costs more than a request's
+        other batcher work, so it is not asked each time)."""
         if self._worker is None or self._worker.done():
             self._wakeup = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._work())
+        return self._worker.get_loop()
 
     async def close(self, grace_s: float = DEFAULT_CLOSE_GRACE_S) -> None:
         """Finish what is queued and running, for up to `grace_s` seconds; then fail what is

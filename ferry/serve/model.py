@@ -59,6 +59,9 @@ class ServedModel:
         self.name = version.name
         self.version_label = str(version.version)
         self._inputs = {spec.name: spec for spec in self.signature.inputs}
+        self._datatypes = {spec.name: from_signature(spec.dtype)
+                           for spec in (*self.signature.inputs, *self.signature.outputs)}
+        """Each input's and output's protocol datatype, looked up once."""
         self._outputs = [spec for spec in self.signature.outputs]
         self.input_metadata = tuple(_tensor_metadata(s) for s in self.signature.inputs)
         """The protocol's view of the inputs, built once (raw binary requests need it)."""
@@ -101,10 +104,12 @@ class ServedModel:
     def arrays(self, request: InferenceRequest) -> tuple[Arrays, int]:
         """The request's tensors as the model's input arrays, and the batch size."""
         given = {i.name: i for i in request.inputs}
-        problem = self._naming_error(request, given)
-        if problem is not None:
+        if not (given.keys() == self._inputs.keys() and len(given) == len(request.inputs)):
+            problem = self._naming_error(request, given)
             raise InvalidInputError(problem, model=self.name, version=self.version.version)
         arrays = {name: self._array(spec, given[name]) for name, spec in self._inputs.items()}
+        if len(arrays) == 1:
+            return arrays, next(iter(arrays.values())).shape[0]
         batch_sizes = {a.shape[0] for a in arrays.values()}
         if len(batch_sizes) != 1:
             raise InvalidInputError(f"inputs disagree on the batch size: {sorted(batch_sizes)}",
@@ -115,12 +120,8 @@ class ServedModel:
         """Arrays for the model from named rows, mapped through the signature."""
         return to_feeds(self.signature, frame), len(frame)
 
-    def _naming_error(self, request: InferenceRequest,
-                      given: dict[str, InferInput]) -> str | None:
-        """What is wrong with the request's input names, if anything."""
-        if len(given) == len(request.inputs) == len(self._inputs) and all(
-                name in self._inputs for name in given):
-            return None
+    def _naming_error(self, request: InferenceRequest, given: dict[str, InferInput]) -> str:
+        """What is wrong with the request's input names (they are not the model's)."""
         if len(given) != len(request.inputs):
             repeated = _repeated([i.name for i in request.inputs])
             return f"input {repeated!r} appears more than once in the request: send each once"
@@ -129,19 +130,16 @@ class ServedModel:
         if unknown:
             return f"unknown input {unknown[0]!r} for model {self.name}: it takes {expected}"
         missing = [name for name in self._inputs if name not in given]
-        if missing:
-            return f"missing input {missing[0]!r} for model {self.name}: it takes {expected}"
-        return None
+        return f"missing input {missing[0]!r} for model {self.name}: it takes {expected}"
 
     def _array(self, spec: TensorSpec, given: InferInput) -> np.ndarray:
-        expected = from_signature(spec.dtype)
+        expected = self._datatypes[spec.name]
         if given.datatype != expected:
             raise InvalidInputError(
                 f"input {spec.name!r} has datatype {given.datatype}, model {self.name} expects"
                 f" {expected}", model=self.name, version=self.version.version)
         shape = given.shape
-        if len(shape) != len(spec.shape) or any(
-                want not in (DYNAMIC, got) for got, want in zip(shape, spec.shape, strict=True)):
+        if not _fits(shape, spec.shape):
             raise InvalidInputError(
                 f"input {spec.name!r} has shape {list(shape)}, model {self.name} expects"
                 f" {list(spec.shape)} (-1: any size)", model=self.name,
@@ -229,9 +227,11 @@ class PendingInference:
     def response(self) -> InferenceResponse:
         """The response, once `future` is done (raises the batch's error if it failed)."""
         results = self.future.result()
+        datatypes = self.model._datatypes
         return InferenceResponse(
             model_name=self.model.name, model_version=self.model.version_label,
-            outputs=[_output(spec, results[spec.name]) for spec in self.wanted],
+            outputs=[_output(spec.name, datatypes[spec.name], results[spec.name])
+                     for spec in self.wanted],
             id=self.request.id)
 
 
@@ -253,8 +253,17 @@ def _tensor_metadata(spec: TensorSpec) -> TensorMetadata:
     return TensorMetadata(spec.name, from_signature(spec.dtype), spec.shape)
 
 
-def _output(spec: TensorSpec, values: np.ndarray) -> InferOutput:
-    datatype = from_signature(spec.dtype)
+def _fits(shape: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    """Whether a request's shape is the signature's, -1 in it taking any size."""
+    if len(shape) != len(expected):
+        return False
+    for got, want in zip(shape, expected, strict=True):
+        if got != want and want != DYNAMIC:
+            return False
+    return True
+
+
+def _output(name: str, datatype: str, values: np.ndarray) -> InferOutput:
     if datatype == BYTES:
         values = to_bytes_array(values).reshape(values.shape)
-    return InferOutput(name=spec.name, datatype=datatype, shape=tuple(values.shape), data=values)
+    return InferOutput(name, datatype, values.shape, values)

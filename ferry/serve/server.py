@@ -41,6 +41,8 @@ from ferry.serve.validation import at_least
 if TYPE_CHECKING:
     from ferry.serve.capture import RecorderCapture
 
+KEEP_ALIVE_S = 5.0
+"""An HTTP connection idle this long after its last answer is closed (uvicorn's default)."""
 log = logging.getLogger("ferry.serve")
 STARTUP_TIMEOUT_S = 120.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -138,7 +140,9 @@ class Server:
                                 log_config=None, access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=math.ceil(
                                     self.settings.shutdown_grace_s),
-                                loop="none", http=protocol_class(asgi.calls, timeout_s))
+                                loop="none", http=protocol_class(asgi.calls, timeout_s),
+                                # typed int, used as seconds by call_later (a float works)
+                                timeout_keep_alive=KEEP_ALIVE_S)  # type: ignore[arg-type]
         self._uvicorn = _Uvicorn(config)
         self._tasks.append(asyncio.create_task(self._uvicorn.serve(sockets=[sock])))
         while not self._uvicorn.started:

@@ -22,7 +22,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 import ferry
 from ferry.registry import Registry
 from ferry.serve.rest.protocol import InferExchange
-from ferry.serve.server import serve_in_thread
+from ferry.serve.server import RunningServer, serve_in_thread
 from ferry.serve.settings import ServeSettings
 
 IRIS_BODY = json.dumps({"inputs": [{"name": "X", "shape": [1, 4], "datatype": "FP32",
@@ -196,15 +196,19 @@ UPLOAD_TIMEOUT_S = 0.5
 @pytest.fixture(scope="module")
 def impatient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server with a short request timeout; its HTTP address."""
-    root = tmp_path_factory.mktemp("impatient")
+    running = serve_iris(tmp_path_factory.mktemp("impatient"),
+                         ServeSettings(request_timeout_s=UPLOAD_TIMEOUT_S))
+    yield running.http_url.removeprefix("http://")
+    running.stop()
+
+
+def serve_iris(root: Path, settings: ServeSettings | None = None) -> RunningServer:
+    """A server of an iris classifier registered under `root`, HTTP only."""
     registry = Registry(f"sqlite:///{root / 'r.db'}", artifacts_url=str(root / "art"))
     x, y = load_iris(return_X_y=True)
     ferry.register(LogisticRegression(max_iter=300).fit(x, y), "iris",
                    sample=x.astype(np.float32), registry=registry)
-    running = serve_in_thread(["iris"], registry=registry, grpc_port=None,
-                              settings=ServeSettings(request_timeout_s=UPLOAD_TIMEOUT_S))
-    yield running.http_url.removeprefix("http://")
-    running.stop()
+    return serve_in_thread(["iris"], registry=registry, grpc_port=None, settings=settings)
 
 
 def scrape(address: str) -> str:
@@ -307,3 +311,44 @@ def test_uvicorn_reads_nothing_of_a_cycle_that_infer_exchange_lacks() -> None:
             read |= set(re.findall(r"self\.cycle\.(\w+)", inspect.getsource(method)))
     missing = read - set(InferExchange.__slots__)
     assert read and not missing, f"uvicorn now reads cycle.{missing}; InferExchange lacks it"
+
+
+KEEP_ALIVE_S = 0.6
+
+
+@pytest.fixture(scope="module")
+def brief(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A server that closes a connection idle for `KEEP_ALIVE_S` after its last answer."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ferry.serve.server.KEEP_ALIVE_S", KEEP_ALIVE_S)
+        running = serve_iris(tmp_path_factory.mktemp("keep-alive"))
+    yield running.http_url.removeprefix("http://")
+    running.stop()
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/infer",  # the fast path
+                                  "/v2/models/%69ris/infer"])  # the ASGI way
+def test_a_connection_idle_for_the_keep_alive_time_is_closed(brief: str, path: str) -> None:
+    with connect(brief) as sock:
+        sock.sendall(post(path, IRIS_BODY))
+        [(status, _, _)] = read_responses(sock, 1)
+        answered = time.monotonic()
+        assert closed(sock)
+        idle = time.monotonic() - answered
+
+    assert status == 200
+    assert KEEP_ALIVE_S * 0.8 < idle < KEEP_ALIVE_S + 2
+
+
+def test_a_connection_in_use_outlives_the_keep_alive_time(brief: str) -> None:
+    """Requests each sent within the keep-alive time of the last answer keep the
+    connection open, however long they go on (the timer counts idle time only)."""
+    with connect(brief) as sock:
+        started = time.monotonic()
+        while time.monotonic() - started < KEEP_ALIVE_S * 3:
+            sock.sendall(post("/v2/models/iris/infer", IRIS_BODY))
+            [(status, _, _)] = read_responses(sock, 1)
+            assert status == 200
+            time.sleep(KEEP_ALIVE_S * 0.6)
+        sock.sendall(post("/v2/models/%69ris/infer", IRIS_BODY))
+        assert read_responses(sock, 1)[0][0] == 200

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from ferry.errors import InvalidInputError
-from ferry.serve.datatypes import BYTES, numpy_dtype
+from ferry.serve.datatypes import BYTES, DATATYPES, numpy_dtype
 from ferry.serve.rest.json_tensors import from_json, json_type
 from ferry.serve.tensors import checked_shape, from_raw, to_raw
 from ferry.serve.types import (
@@ -27,6 +27,7 @@ BINARY_OUTPUT = "binary_data_output"
 BINARY_DATA = "binary_data"
 SHARED_MEMORY = "shared_memory_region"
 CLASSIFICATION = "classification"
+_KNOWN_DATATYPES = frozenset(DATATYPES)
 
 
 def loads(body: bytes | memoryview) -> Any:
@@ -64,7 +65,7 @@ def _request(document: dict[str, Any], binary: memoryview) -> InferenceRequest:
     if offset != len(binary):
         raise InvalidInputError(
             f"{len(binary) - offset} bytes of binary data follow the tensors that use them")
-    parameters = _parameters(document.get("parameters"), "parameters")
+    parameters = _parameters(document.get("parameters"))
     _flag(parameters, BINARY_OUTPUT, "parameters")
     return InferenceRequest(inputs=decoded, outputs=_outputs(document.get("outputs")),
                             id=_request_id(document.get("id")), parameters=parameters)
@@ -80,8 +81,8 @@ def _input(item: Any, position: int, binary: memoryview,
            offset: int) -> tuple[InferInput, int]:
     if not isinstance(item, dict):
         raise InvalidInputError(f"inputs[{position}] must be an object")
-    name, datatype, shape = _tensor_header(item, f"inputs[{position}]")
-    parameters = _parameters(item.get("parameters"), f"input {name!r}: parameters")
+    name, datatype, shape = _tensor_header(item, position)
+    parameters = _parameters(item.get("parameters"), "input", name)
     if SHARED_MEMORY in parameters:
         raise InvalidInputError(f"input {name!r}: shared memory is not supported: send the"
                                 " tensor in 'data' or as binary data")
@@ -103,16 +104,15 @@ def _binary_size(size: Any, name: str, left: int) -> int:
     return size
 
 
-def _tensor_header(item: dict[str, Any], where: str) -> tuple[str, str, tuple[int, ...]]:
+def _tensor_header(item: dict[str, Any], position: int) -> tuple[str, str, tuple[int, ...]]:
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
     if not isinstance(name, str) or not name:
-        raise InvalidInputError(f"{where}.name must be a non-empty string")
+        raise InvalidInputError(f"inputs[{position}].name must be a non-empty string")
     if not isinstance(datatype, str):
         raise InvalidInputError(f"input {name!r}: 'datatype' must be a string such as FP32")
-    try:
-        numpy_dtype(datatype)
-    except InvalidInputError as exc:
-        raise InvalidInputError(f"input {name!r}: {exc}") from None
+    if datatype not in _KNOWN_DATATYPES:
+        raise InvalidInputError(f"input {name!r}: unknown datatype {datatype!r}: use one of"
+                                f" {', '.join(DATATYPES)}")
     if not isinstance(shape, list):
         raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0")
     return name, datatype, checked_shape(shape, name)
@@ -144,7 +144,7 @@ def _output(item: Any, position: int) -> RequestedOutput:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
         raise InvalidInputError(f"outputs[{position}] must be an object with a 'name'")
     name = item["name"]
-    parameters = _parameters(item.get("parameters"), f"output {name!r}: parameters")
+    parameters = _parameters(item.get("parameters"), "output", name)
     if SHARED_MEMORY in parameters:
         raise InvalidInputError(f"output {name!r}: shared memory is not supported")
     if CLASSIFICATION in parameters:
@@ -154,10 +154,12 @@ def _output(item: Any, position: int) -> RequestedOutput:
     return RequestedOutput(name, parameters)
 
 
-def _parameters(value: Any, where: str) -> dict[str, Any]:
-    """A parameters object: its values strings, numbers or booleans, as Triton takes them."""
+def _parameters(value: Any, tensor: str = "", name: str = "") -> dict[str, Any]:
+    """A parameters object (of the request, or of the `tensor` "input" or "output" `name`):
+    its values strings, numbers or booleans, as Triton takes them."""
     if value is None:
         return {}
+    where = f"{tensor} {name!r}: parameters" if tensor else "parameters"
     if not isinstance(value, dict):
         raise InvalidInputError(f"{where} must be an object")
     for key, item in value.items():
@@ -205,7 +207,8 @@ def _json_data(output: InferOutput) -> Any:
     if output.datatype == BYTES:
         return [v.decode(errors="replace") if isinstance(v, bytes) else str(v)
                 for v in output.data.reshape(-1)]
-    return np.ascontiguousarray(output.data).reshape(-1)
+    flat = output.data.reshape(-1)
+    return flat if flat.flags.c_contiguous else np.ascontiguousarray(flat)
 
 
 def dumps(document: Any) -> bytes:

@@ -103,6 +103,8 @@ class InferHttpProtocol(HttpToolsProtocol):
     `protocol_class(calls, upload_timeout_s)` binds it to a server's `InferenceCalls`."""
 
     calls: InferenceCalls
+    _idle_since: float | None = None
+    """When the last response went out (loop time); None while a request is coming in."""
     upload_timeout_s: float
     """A body not complete this long after its headers is answered 408 (and the connection
     closed)."""
@@ -120,10 +122,25 @@ class InferHttpProtocol(HttpToolsProtocol):
             exchange.keep_alive = False  # what is left of the body must not parse as a request
             self._fail(exchange, upload_timeout(self.upload_timeout_s))
 
+    def on_message_begin(self) -> None:
+        """What uvicorn's does, but the ASGI scope waits until a request needs it
+        (`_asgi_way`): an inference request never does."""
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _asgi_way(self) -> None:
+        """Hand the request to uvicorn's ASGI cycle, with the scope it would have built."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
+        super().on_message_begin()  # the scope, holding a new `self.headers`
+        self.url, self.expect_100_continue = url, expect
+        self.headers.extend(headers)
+        super().on_headers_complete()
+
     def on_headers_complete(self) -> None:
         method = self.parser.get_method()
         if method == b"POST" and self._idle():
-            path = httptools.parse_url(self.url).path
+            path = _path(self.url)
             match = _FAST_PATH.fullmatch(path)
             if match is not None and b"%" not in path:
                 self._begin_exchange(match.group(1).decode(),
@@ -131,7 +148,7 @@ class InferHttpProtocol(HttpToolsProtocol):
                 return
         elif method == b"GET" and self._idle() and self._lookup():
             return
-        super().on_headers_complete()
+        self._asgi_way()
 
     def _lookup(self) -> bool:
         """Answer a stored-prediction GET now, if the run is held; False: go the ASGI way."""
@@ -251,6 +268,36 @@ class InferHttpProtocol(HttpToolsProtocol):
             self.transport.close()
         self.on_response_complete()
 
+    def on_response_complete(self) -> None:
+        """uvicorn's, with one keep-alive timer per connection instead of one armed at every
+        response and cancelled at the next request: the timer, when it fires, closes the
+        connection only if it has been idle for the whole keep-alive time."""
+        if self.pipeline:
+            super().on_response_complete()
+            return
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
+                                                                self._keep_alive_expired)
+
+    def _unset_keepalive_if_required(self) -> None:
+        """Data came in: the connection is busy (uvicorn cancels the timer here)."""
+        self._idle_since = None
+
+    def _keep_alive_expired(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # busy: the next response arms the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_expired)
+        else:
+            self.timeout_keep_alive_handler()
+
     def connection_lost(self, exc: Exception | None) -> None:
         exchange = self.cycle
         if isinstance(exchange, InferExchange) and not exchange.response_complete:
@@ -263,6 +310,9 @@ class InferHttpProtocol(HttpToolsProtocol):
         if isinstance(exchange, InferExchange):
             _stop_reading(exchange)
         super().connection_lost(exc)
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
 
 def _stop_reading(exchange: InferExchange) -> None:
@@ -280,6 +330,13 @@ def _lookup_target(path: bytes) -> tuple[str, str | None, str] | None:
     version = match.group(2)
     return (match.group(1).decode(), None if version is None else version.decode(),
             unquote(match.group(3).decode()))
+
+
+def _path(url: bytes) -> bytes:
+    """The path of a request target (an origin-form target without a query is one)."""
+    if url.startswith(b"/") and b"?" not in url and b"#" not in url:
+        return url
+    return httptools.parse_url(url).path
 
 
 def _optional(value: bytes | None) -> str | None:
