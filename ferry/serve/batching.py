@@ -41,9 +41,13 @@ RunBatch = Callable[[Arrays], Arrays]
 
 DEFAULT_RETRY_AFTER_S = 1.0
 INLINE_COMPUTE_LIMIT_S = 0.0005
-"""Model calls that take less than this (on average) run on the event loop itself: a thread
-hop would cost more than the call. Slower calls run on the model's instance threads, so the
-loop keeps reading requests (and refusing them when the queue is full) meanwhile."""
+"""Model calls that take less than this CPU time of the calling thread (on average) run on
+the event loop itself: a thread hop would cost more than the call. Slower calls run on the
+model's instance threads, so the loop keeps reading requests (and refusing them when the
+queue is full) meanwhile."""
+INLINE_WALL_LIMIT_S = 0.005
+"""...and less than this wall-clock time: a call that waits without computing (a sleep, a
+remote service, a GPU) for longer goes to the threads too."""
 DEFAULT_CLOSE_GRACE_S = 30.0
 """How long `close()` waits for queued and running requests before failing them (503)."""
 _CLOSE_POLL_S = 0.002
@@ -98,6 +102,25 @@ class QueuedRequest:
     timing: RequestTiming | None = None
 
 
+@dataclass(slots=True)
+class CallCost:
+    """What the model calls take on average: wall-clock time, and CPU time of the thread that
+    makes them. The CPU time decides where calls run: ONNX Runtime gives up the GIL while it
+    computes and waits to take it back while another thread (the capture's writer) holds it;
+    counted as the call's time, that wait sent fast models to the threads, where it costs
+    as much plus the hop (bench/monitor/RESULTS.md)."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+
+    def add(self, wall_s: float, cpu_s: float) -> None:
+        self.wall_s += _EWMA_WEIGHT * (wall_s - self.wall_s)
+        self.cpu_s += _EWMA_WEIGHT * (cpu_s - self.cpu_s)
+
+    def fits_the_loop(self) -> bool:
+        return self.cpu_s < INLINE_COMPUTE_LIMIT_S and self.wall_s < INLINE_WALL_LIMIT_S
+
+
 @dataclass(frozen=True, slots=True)
 class BatchTiming:
     """What one model call took: its rows, each request's wait in the queue, and the seconds
@@ -125,7 +148,7 @@ class DynamicBatcher:
         self._queue: deque[QueuedRequest] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
-        self._compute_s = 0.0
+        self._cost = CallCost()
         self._executor: ThreadPoolExecutor | None = None
         self._slots: asyncio.Semaphore | None = None
         self._running: set[asyncio.Task[None]] = set()
@@ -217,7 +240,7 @@ class DynamicBatcher:
         self._queue.clear()
 
     def _inline(self) -> bool:
-        return self.settings.instances == 1 and self._compute_s < INLINE_COMPUTE_LIMIT_S
+        return self.settings.instances == 1 and self._cost.fits_the_loop()
 
     async def _start_threaded(self) -> None:
         """Run the next batch on an instance thread once one is free."""
@@ -311,7 +334,7 @@ class DynamicBatcher:
                                                       BatchTiming | None]:
         """One model call for the batch's live requests (on any thread: no future is touched
         here except to fail those past their deadline, and `_deliver` sets the rest)."""
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         live = [p for p in batch if not p.future.done()]
         if not live:
             return live, {}, None
@@ -322,7 +345,7 @@ class DynamicBatcher:
         except Exception as exc:
             merged_at, outputs = now, exc
         elapsed = time.perf_counter() - now
-        self._compute_s += _EWMA_WEIGHT * (elapsed - self._compute_s)
+        self._cost.add(elapsed, time.thread_time() - cpu)
         timing = BatchTiming(sum(p.rows for p in live), tuple(now - p.enqueued for p in live),
                              merged_at - now, elapsed - (merged_at - now), 0.0)
         return live, outputs, timing

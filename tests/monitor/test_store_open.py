@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from monitor_data import MODEL, NOW, event, sampled
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from ferry import sql as ferry_sql
 from ferry.errors import InvalidInputError
@@ -26,6 +26,7 @@ from ferry.monitor.store.compaction import COMPACT_FANIN, mergeable, tier
 from ferry.monitor.store.engines import MIGRATIONS
 from ferry.monitor.store.records import MICROSECOND
 from ferry.monitor.store.schema import event_chunks, sample_chunks
+from ferry.monitor.store.sql import small_chunks
 from ferry.serve.outcomes import STATUS
 
 
@@ -129,3 +130,20 @@ def test_events_stored_as_rows_by_the_first_schema_move_into_chunks(tmp_path: Pa
     assert [(e.request_id, e.version, e.alias, e.latency_s) for e in iris] == \
         [("a", 2, "prod", 0.25), ("b", 1, None, 0.5)]
     assert iris[1].inputs == (TensorInfo("X", "FP32", (3, 4)),) and iris[1].outputs == ()
+
+
+@pytest.mark.parametrize(("table", "key"), [(event_chunks, {"model": MODEL}),
+                                            (sample_chunks, {"model": MODEL, "version": 1})])
+def test_merging_reads_only_the_small_chunks(tmp_path: Path, table: Table,
+                                             key: dict[str, object]) -> None:
+    """The merge after every append finds the chunks it may merge through an index that
+    ends with their row count, not by reading every chunk the model stored (one more per
+    flush of a busy server), on a store made by the migrations."""
+    with SqlStore.embedded(f"sqlite:///{tmp_path / 'm.db'}") as store:
+        statement = small_chunks(table, key).compile(
+            store.engine, compile_kwargs={"literal_binds": True})
+        with store.engine.connect() as connection:
+            plan = " ".join(row[-1] for row in
+                            connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}"))
+
+    assert "rows<?" in plan.replace(" ", ""), plan

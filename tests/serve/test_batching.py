@@ -284,3 +284,40 @@ def test_close_is_bounded_and_fails_what_it_could_not_finish() -> None:
     closed_in, outcomes = asyncio.run(run())
     assert closed_in < 0.4
     assert all(isinstance(o, ModelNotReadyError) for o in outcomes), outcomes
+
+
+class Burner(Recorder):
+    """A model that keeps the processor busy for `busy` seconds per call."""
+
+    def __init__(self, busy: float):
+        super().__init__()
+        self.busy = busy
+
+    def __call__(self, arrays: Arrays) -> Arrays:
+        self.threads.add(threading.current_thread().name)
+        started = time.thread_time()
+        while time.thread_time() - started < self.busy:
+            pass
+        return {"y": arrays["x"] * 2}
+
+
+@pytest.mark.parametrize(("model", "on_threads"), [
+    (Recorder(), False),  # quick: on the event loop's thread
+    (Recorder(delay=0.002), False),  # waits without computing, as for the GIL: still there
+    (Recorder(delay=0.02), True),  # waits long (a remote call): the loop must go on
+    (Burner(busy=0.002), True),  # computes long: the loop must go on
+])
+def test_where_model_calls_run(model: Recorder, on_threads: bool) -> None:
+    """Quick calls run on the event loop's thread, slow ones on instance threads. A call
+    that gives up the GIL (as ONNX Runtime does) may wait to take it back while another
+    thread holds it: that wait is not the model's cost and must not move it off the loop."""
+    batcher = DynamicBatcher(model, BatchSettings(max_batch_size=1))
+
+    async def run() -> None:
+        for i in range(20):
+            await within(5, batcher.submit(rows(i), 1))
+        await within(5, batcher.close())
+
+    asyncio.run(run())
+
+    assert any(name.startswith("ferry-model") for name in model.threads) == on_threads

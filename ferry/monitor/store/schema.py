@@ -41,6 +41,7 @@ event_chunks = Table(
     Column("rows", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Index("ix_monitor_event_chunks_model_ts", "model", "ts_max_us"),
+    Index("ix_monitor_event_chunks_model_rows", "model", "rows"),
 )
 
 sample_chunks = Table(
@@ -53,6 +54,7 @@ sample_chunks = Table(
     Column("rows", Integer, nullable=False),
     Column("data", LargeBinary, nullable=False),
     Index("ix_monitor_sample_chunks_version_ts", "model", "version", "ts_max_us"),
+    Index("ix_monitor_sample_chunks_version_rows", "model", "version", "rows"),
 )
 
 sampled_requests = Table(

@@ -98,11 +98,8 @@ class SqlStore(MonitoringStore):
     def compact(self, table: Table, key: Mapping[str, Any]) -> None:
         """Merge one tier of the small chunks in `table` whose columns match `key`."""
         with transaction(self.engine, write=True) as connection:
-            candidates = connection.execute(
-                select(table.c.id, table.c.rows)
-                .where(*_matching(table, key), table.c.rows < MERGED_BELOW[table.name])
-                .with_for_update(skip_locked=True)).all()
-            ids = compaction.mergeable(candidates)
+            small = connection.execute(small_chunks(table, key))
+            ids = compaction.mergeable([(row.id, row.rows) for row in small])
             if ids:
                 merged = sampling.concat(_chunk_tables(connection, table, ids))
                 connection.execute(delete(table).where(table.c.id.in_(ids)))
@@ -212,6 +209,14 @@ def _label_query(model: str, version: int, low: int | None, high: int | None) ->
     return select(labels.c.request_id, labels.c.row, labels.c.label).where(
         labels.c.model == model, labels.c.version == version,
         *_micros_range(labels.c.ts_us, low, high))
+
+
+def small_chunks(table: Table, key: Mapping[str, Any]) -> Select[tuple[int, int]]:
+    """The (id, rows) of the chunks of `table` matching `key` that may still be merged (an
+    index ending with `rows` finds them without reading the others)."""
+    return (select(table.c.id, table.c.rows)
+            .where(*_matching(table, key), table.c.rows < MERGED_BELOW[table.name])
+            .with_for_update(skip_locked=True))
 
 
 def _insert_chunks(connection: Connection, table: Table, key: Mapping[str, Any],
