@@ -93,3 +93,20 @@ def test_only_candidates_within_the_byte_bound_stay_referenced() -> None:
     assert [ref() is not None for ref in alive] == [True] * 10 + [False] * 40
     capture.close()
     assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(10)]
+
+
+def test_past_the_cap_requests_no_slot_takes_are_not_held_until_the_flush() -> None:
+    """Each request meets the sampler as it is offered: of a second's 1,000 requests with a
+    cap of 10 rows, 10 stay referenced until the flush, not 1,000."""
+    store = MemoryStore()
+    capture = Capture(store, CaptureSettings(flush_interval_s=60, sample_rows_per_s=10))
+    now = datetime.now(UTC)
+    offered = [Candidate(number, now.timestamp()) for number in range(1_000)]
+    alive = [weakref.ref(candidate.values) for candidate in offered]
+    for number, candidate in enumerate(offered):
+        capture.offer(finished(f"r{number}", now), candidate)
+    del offered, candidate
+    gc.collect()
+    assert sum(ref() is not None for ref in alive) == 10
+    capture.close()
+    assert len(store.samples(MODEL, 1)) == 10
