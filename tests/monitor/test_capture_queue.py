@@ -78,19 +78,25 @@ class Candidate:
         return AsColumns(), {"x": self.values}
 
 
-def test_only_candidates_within_the_byte_bound_stay_referenced() -> None:
-    """Past `max_queued_bytes` of waiting candidates, a request's rows are not sampled and
-    nothing of it is kept; the sampled rows are those of the candidates that fit."""
-    store = MemoryStore()
-    capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=1_000))
+def held_after_offering(capture: Capture, count: int) -> list[bool]:
+    """Offer `count` one-row requests that ended in the same second; which of them the
+    capture still references (before its flush)."""
     now = datetime.now(UTC)
-    offered = [Candidate(number, now.timestamp()) for number in range(50)]
+    offered = [Candidate(number, now.timestamp()) for number in range(count)]
     alive = [weakref.ref(candidate.values) for candidate in offered]
     for number, candidate in enumerate(offered):
         capture.offer(finished(f"r{number}", now), candidate)
     del offered, candidate
     gc.collect()
-    assert [ref() is not None for ref in alive] == [True] * 10 + [False] * 40
+    return [ref() is not None for ref in alive]
+
+
+def test_only_candidates_within_the_byte_bound_stay_referenced() -> None:
+    """Past `max_queued_bytes` of waiting candidates, a request's rows are not sampled and
+    nothing of it is kept; the sampled rows are those of the candidates that fit."""
+    store = MemoryStore()
+    capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=1_000))
+    assert held_after_offering(capture, 50) == [True] * 10 + [False] * 40
     capture.close()
     assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(10)]
 
@@ -100,13 +106,6 @@ def test_past_the_cap_requests_no_slot_takes_are_not_held_until_the_flush() -> N
     cap of 10 rows, 10 stay referenced until the flush, not 1,000."""
     store = MemoryStore()
     capture = Capture(store, CaptureSettings(flush_interval_s=60, sample_rows_per_s=10))
-    now = datetime.now(UTC)
-    offered = [Candidate(number, now.timestamp()) for number in range(1_000)]
-    alive = [weakref.ref(candidate.values) for candidate in offered]
-    for number, candidate in enumerate(offered):
-        capture.offer(finished(f"r{number}", now), candidate)
-    del offered, candidate
-    gc.collect()
-    assert sum(ref() is not None for ref in alive) == 10
+    assert sum(held_after_offering(capture, 1_000)) == 10
     capture.close()
     assert len(store.samples(MODEL, 1)) == 10
