@@ -4,9 +4,8 @@
 (`ferry.serve.recorder.CaptureSink`): it builds the request's event as a tuple and, for an
 answered request, a `SampledRequest` (a reference to the record, and so to the queued
 inference's tensors and outputs), and hands both to `ferry.monitor.capture.queue.Capture`,
-which queues the event and offers the request to the sampler at once (a slot may keep it,
-while the bytes held allow, until its second is written; the others are let go), and whose
-thread writes:
+which keeps the candidate only while the bytes waiting allow and whose thread offers it to
+the sampler (a slot may keep it until its second is written) and writes:
 - the event: time, request id (the client's, or one made up), model, version and the alias
   asked for, protocol, outcome, latency, queue and compute seconds and rows of its batch,
   request and response bytes, each tensor's name, datatype and shape;

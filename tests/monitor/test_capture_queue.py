@@ -99,13 +99,3 @@ def test_only_candidates_within_the_byte_bound_stay_referenced() -> None:
     assert held_after_offering(capture, 50) == [True] * 10 + [False] * 40
     capture.close()
     assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(10)]
-
-
-def test_past_the_cap_requests_no_slot_takes_are_not_held_until_the_flush() -> None:
-    """Each request meets the sampler as it is offered: of a second's 1,000 requests with a
-    cap of 10 rows, 10 stay referenced until the flush, not 1,000."""
-    store = MemoryStore()
-    capture = Capture(store, CaptureSettings(flush_interval_s=60, sample_rows_per_s=10))
-    assert sum(held_after_offering(capture, 1_000)) == 10
-    capture.close()
-    assert len(store.samples(MODEL, 1)) == 10

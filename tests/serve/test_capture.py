@@ -4,12 +4,10 @@ most the last flush interval."""
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import signal
 import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -185,23 +183,20 @@ def test_past_the_cap_every_row_of_a_second_is_equally_likely_to_be_kept() -> No
     assert stats.chisquare(kept).pvalue > 0.001
 
 
-def test_past_the_cap_a_request_no_slot_takes_is_let_go_at_once() -> None:
-    """The sampler sees each request as it closes; one whose rows no reservoir jump lands
-    on is not held until its second ends (at thousands of requests a second, most are not
-    kept, and holding them cost the garbage collector and the memory bound)."""
-    sampler = Sampler(per_second=100, seed=5)
-    offered = [_rows(f"r{i}", 9.5, 1) for i in range(5_000)]
-    kept = [sampler.add("m", 1, rows) for rows in offered]
-    alive = [weakref.ref(rows.given_columns["x"]) for rows in offered]
-    del offered
-    gc.collect()
-
-    held = {i for i, ref in enumerate(alive) if ref() is not None}
-    in_slots = {int(rows.given_id[1:]) for rows, _ in sampler._seconds["m", 1].kept}
-    assert kept[:100] == [True] * 100  # under the cap: every one takes a slot
-    assert 100 < sum(kept) < 1_000  # about 100 * (1 + ln 50) took a slot at some point
-    assert held == in_slots and len(held) == 100  # the rest, pushed out or passed over: gone
-    assert _kept(sampler.take(10.0, final=False)) == 100
+def test_runs_of_requests_keep_the_rows_one_at_a_time_would() -> None:
+    """The capture's thread offers a flush's requests in runs; past the cap the sampler finds
+    the rows its jumps land on by bisection, which must keep what request by request keeps."""
+    sizes = np.random.default_rng(3).choice([1, 1, 1, 3, 40], size=3_000)
+    requests = [_rows(f"r{i}", 7.5, int(size)) for i, size in enumerate(sizes)]
+    single, runs = Sampler(per_second=100, seed=1), Sampler(per_second=100, seed=1)
+    for rows in requests:
+        single.add("m", 1, rows)
+    for start in range(0, len(requests), 700):
+        part = requests[start:start + 700]
+        runs.add_runs([("m", 1, 7)] * len(part), part, [rows.count for rows in part])
+    kept = [[(rows.given_id, row) for rows, row in sampler._seconds["m", 1].kept]
+            for sampler in (single, runs)]
+    assert len(kept[0]) == 100 and kept[0] == kept[1]
 
 
 def _rows(request_id: str, ended: float, count: int) -> GivenRows:

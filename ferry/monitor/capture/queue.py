@@ -2,19 +2,17 @@
 
 `offer` is what the request path pays: the request's event as a tuple of plain values (built
 by the caller while the request is still in the processor's caches), a length check and a
-deque append (thread-safe in CPython). When `queue_size` events wait, a request is dropped and
-counted; nothing waits for the store. An answered request is offered to the sampler there
-too, under a lock the writer takes only to collect the seconds that ended: past the cap, a
-request whose rows no reservoir jump lands on costs an addition and is let go at once, and
-the sampler holds the others only while their request bytes stay under `max_queued_bytes`
-(past it, a request's rows are not sampled). The thread also applies the store's retention
-once an hour. It wakes every `flush_interval_s`, or sooner once `flush_events` wait, turns the
+deque append (thread-safe in CPython). When
+`queue_size` events wait, a request is dropped and counted; nothing waits for the store.
+A request whose rows may be sampled is queued as a candidate too, while the candidates'
+request bytes stay under `max_queued_bytes` (past it, its rows are not sampled); the others
+are not referenced once their event is built. The thread also applies the store's retention once an
+hour. It wakes every `flush_interval_s`, or sooner once `flush_events` wait, turns the
 events into one table (column by column, yielding the interpreter every `SLICE` events, so
 that a request waiting for the GIL waits for a slice, not a whole flush), stacks the rows
-of the seconds that ended, and writes each kind with one store call. `close()` writes what is
-left, reservoirs included. A process killed with SIGKILL loses what was not yet written: at
-most the last `flush_interval_s` of requests (1 s by default) and the current second's
-reservoir.
+the sampler kept, and writes each kind with one store call. `close()` writes what is left,
+reservoirs included. A process killed with SIGKILL loses what was not yet written: at most
+the last `flush_interval_s` of requests (1 s by default) and the current second's reservoir.
 """
 
 from __future__ import annotations
@@ -23,15 +21,14 @@ import logging
 import os
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
 import pyarrow as pa
 
-from ferry.monitor.capture.sampler import RequestRows, Sampler, SecondKey, rows_of
+from ferry.monitor.capture.sampler import RequestRows, Sampler, SecondKey
 from ferry.monitor.capture.settings import CaptureSettings
-from ferry.monitor.events import SampledRows
 from ferry.monitor.store import MonitoringStore
 from ferry.monitor.store.event_chunks import STORED_EVENTS_SCHEMA, from_columns
 
@@ -88,15 +85,9 @@ class Capture:
         self.on_drop = on_drop
         self.dropped = 0
         self._queue: deque[Event] = deque()
+        self._candidates: deque[Candidate] = deque()
+        self._candidate_bytes = 0
         self._sampler = Sampler(settings.sample_rows_per_s)
-        self._sampling = threading.Lock()
-        """Taken by the request path to offer a request to the sampler, and by the writer to
-        collect the seconds that ended."""
-        self._held_bytes = 0
-        """Request bytes of the requests the sampler kept, counted until their second is
-        written (a request a later row pushes out of its slot still counts: a bound, never
-        an undercount)."""
-        self._held_by_second: dict[SecondKey, int] = defaultdict(int)
         self._wake = threading.Event()
         self._stopping = False
         self._purged_at: float | None = None
@@ -111,20 +102,12 @@ class Capture:
             self._drop(QUEUE_FULL)
             return
         self._queue.append(event)
-        if rows is not None and self.settings.sample_rows_per_s:
-            self._sample(rows)
+        if rows is not None and self.settings.sample_rows_per_s and \
+                self._candidate_bytes + rows.request_bytes <= self.settings.max_queued_bytes:
+            self._candidate_bytes += rows.request_bytes
+            self._candidates.append(rows)
         if len(self._queue) >= self.settings.flush_events:
             self._wake.set()
-
-    def _sample(self, rows: Candidate) -> None:
-        size = rows.request_bytes
-        with self._sampling:
-            if self._held_bytes + size > self.settings.max_queued_bytes:
-                return
-            key = rows.key
-            if self._sampler.add(key[0], key[1], rows):
-                self._held_bytes += size
-                self._held_by_second[key] += size
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued and every reservoir, then close the store."""
@@ -161,21 +144,20 @@ class Capture:
     def _drain(self) -> list[Event]:
         return [self._queue.popleft() for _ in range(len(self._queue))]
 
-    def _sampled(self, drained_at: float, *, final: bool) -> list[SampledRows]:
-        """The kept rows of every second that ended before `drained_at` (all when `final`);
-        their requests stop counting against `max_queued_bytes`."""
-        with self._sampling:
-            done = self._sampler.finished(drained_at, final=final)
-            for (model, version), second in done:
-                self._held_bytes -= self._held_by_second.pop((model, version, second.second), 0)
-        return rows_of(done)
+    def _drain_candidates(self) -> list[Candidate]:
+        taken = [self._candidates.popleft() for _ in range(len(self._candidates))]
+        self._candidate_bytes -= sum(candidate.request_bytes for candidate in taken)
+        return taken
 
     def _write(self, items: list[Event], drained_at: float, *, final: bool) -> None:
         """Write `items`, and the sampled rows of every second that ended before they were
         drained (a later second may still be receiving requests: its rows wait)."""
         try:
             events = self._events(items)
-            samples = self._sampled(drained_at, final=final)
+            candidates = self._drain_candidates()
+            self._sampler.add_runs([candidate.key for candidate in candidates], candidates,
+                                   [candidate.count for candidate in candidates])
+            samples = self._sampler.take(drained_at, final=final)
             if events is not None:
                 self.store.append_event_table(events)
             if samples:

@@ -2,15 +2,17 @@
 then a reservoir of that size over the rest of the second (Vitter's algorithm R), so a burst
 keeps a uniform sample of itself. A second's rows are emitted once it has ended.
 
-The capture offers each answered request as it closes (`add`, on the request path), so what
-the sampler does per request is little: past the cap it jumps from one kept row to the next
-(algorithm L), so a request no jump lands on costs an addition and is let go at once, and
-its random numbers are drawn `UNIFORM_BATCH` at a time, not one call each."""
+The sampler sees every captured request, a run of one second's requests at a time, so what
+it does per request is little: past the cap it jumps from one kept row to the next
+(algorithm L) through the run's cumulative row counts, and its random numbers are drawn
+`UNIFORM_BATCH` at a time, not one call each."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -95,13 +97,25 @@ class Sampler:
         self._finished: list[tuple[Key, _Second]] = []
         """Seconds that ended while rows of a later second arrived, not yet taken."""
 
-    def add(self, model: str, version: int, rows: RequestRows) -> bool:
-        """Offer a request's rows (requests of a model version in the order they ended);
-        whether a slot took one of them, so the request must be held until its second is
-        taken."""
-        if not self.per_second:
-            return False
-        return self._second(model, version, int(rows.ended)).add(rows, rows.count)
+    def add(self, model: str, version: int, rows: RequestRows) -> None:
+        self.add_run((model, version, int(rows.ended)), [rows], [rows.count])
+
+    def add_runs(self, keys: Sequence[SecondKey], requests: Sequence[RequestRows],
+                 counts: Sequence[int]) -> None:
+        """Requests in the order they ended, each with its (model, version, second) and row
+        count: each run of one key is taken in one step (`add_run`)."""
+        start = 0
+        for key, run in itertools.groupby(keys):
+            stop = start + sum(1 for _ in run)
+            self.add_run(key, requests[start:stop], counts[start:stop])
+            start = stop
+
+    def add_run(self, key: SecondKey, requests: Sequence[RequestRows],
+                counts: Sequence[int]) -> None:
+        """Requests of one model version that ended in one second, in order, with their row
+        counts (the capture's thread offers a run of requests at a time)."""
+        if self.per_second:
+            self._second(*key).add_run(requests, counts)
 
     def _second(self, model: str, version: int, second: int) -> _Second:
         """The reservoir of the model version's second; its previous second is finished."""
@@ -115,27 +129,12 @@ class Sampler:
 
     def take(self, now: float, *, final: bool) -> list[SampledRows]:
         """The rows of every second that has ended (all of them when `final`)."""
-        return rows_of(self.finished(now, final=final))
-
-    def finished(self, now: float, *, final: bool) -> list[FinishedSecond]:
-        """Every second that has ended (all of them when `final`), let go by the sampler:
-        quick, for the capture to call under the lock it shares with the request path, and
-        to turn into rows (`rows_of`) outside it."""
         done, self._finished = self._finished, []
         for key, second in list(self._seconds.items()):
             if final or second.second < int(now):
                 done.append((key, self._seconds.pop(key)))
-        return done
-
-
-FinishedSecond = tuple[Key, "_Second"]
-"""A model version's (model, version) and its reservoir of one second that has ended."""
-
-
-def rows_of(finished: list[FinishedSecond]) -> list[SampledRows]:
-    """The kept rows of finished seconds, a block per layout (`_Second.rows`)."""
-    return [rows for (model, version), second in finished
-            for rows in second.rows(model, version)]
+        return [rows for (model, version), second in done
+                for rows in second.rows(model, version)]
 
 
 class _Second:
@@ -155,18 +154,25 @@ class _Second:
         self._next = 0
         """The number (counted from 1) of the next row to take once the slots are full."""
 
-    def add(self, rows: RequestRows, count: int) -> bool:
-        """The next request of this second: taken whole until the slots are full; then only
-        when a jump lands on one of its rows (whether a slot took a row of it)."""
-        if len(self.kept) < self.capacity:
-            self._fill(rows, count)
-            return True
-        start = self.seen
-        self.seen += count
-        if self._next > self.seen:
-            return False
-        self._replace(lambda number: (rows, number - start - 1))
-        return True
+    def add_run(self, requests: Sequence[RequestRows], counts: Sequence[int]) -> None:
+        """Requests of this second in order: each taken whole until the slots are full, then
+        only the rows the jumps land on are looked for (by bisection over the run's
+        cumulative row counts), so a request no slot takes costs an addition."""
+        first = 0
+        while first < len(requests) and len(self.kept) < self.capacity:
+            self._fill(requests[first], counts[first])
+            first += 1
+        if first < len(requests):
+            ends = list(itertools.accumulate(counts[first:], initial=self.seen))
+            """ends[i]: the rows seen before the run's request i; ends[-1]: after the run."""
+            self.seen = ends[-1]
+            rest = requests[first:]
+
+            def locate(number: int) -> tuple[RequestRows, int]:
+                index = bisect.bisect_left(ends, number) - 1
+                return rest[index], number - ends[index] - 1
+
+            self._replace(locate)
 
     def _fill(self, rows: RequestRows, count: int) -> None:
         start = self.seen
