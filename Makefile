@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXTRAS := xgboost,lightgbm,torch,tensorflow,pmml,postgres,s3,spark,optimize,test
 
-.PHONY: install examples run test lint typecheck check-system system-and-examples clean
+.PHONY: install examples run test lint typecheck check-system system-and-examples serial-tests clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,19 +65,22 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 # Debian's packages and npm's install while pip installs ferry (two independent downloads),
-# then the checks, then the suite on two pytest-xdist workers, each test module on one worker
-# (so a module's Spark session or TensorFlow starts once; `--dist loadgroup` would group
-# across modules, but pytest-xdist 3.8 cannot set its groups under pytest 9.2). The modules
-# marked `serial` (schemathesis' generated cases, which pytest-xdist silently drops) run after.
+# then the suite on two pytest-xdist workers, each test module on one worker (so a module's
+# Spark session or TensorFlow starts once; `--dist loadgroup` would group across modules, but
+# pytest-xdist 3.8 cannot set its groups under pytest 9.2). The modules marked `serial`
+# (schemathesis' generated cases, which pytest-xdist silently drops) run after, on one core,
+# while ruff and mypy take the other: a minute less than running the checks first.
 system-and-examples:
 	@$(MAKE) --no-print-directory check-system
 	@$(MAKE) --no-print-directory examples
 
+serial-tests: install
+	$(VENV)/bin/pytest -m serial
+
 test:
 	@$(MAKE) --no-print-directory -j2 --output-sync=target install system-and-examples
-	@$(MAKE) --no-print-directory lint typecheck
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m "not serial"
-	$(VENV)/bin/pytest -m serial
+	@$(MAKE) --no-print-directory -j2 --output-sync=target serial-tests lint typecheck
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(EXAMPLE_MODULES)
