@@ -59,13 +59,13 @@ class ServedModel:
         self.name = version.name
         self.version_label = str(version.version)
         self._inputs = {spec.name: spec for spec in self.signature.inputs}
-        self._datatypes = {spec.name: from_signature(spec.dtype)
-                           for spec in (*self.signature.inputs, *self.signature.outputs)}
-        """Each input's and output's protocol datatype, looked up once."""
         self._outputs = [spec for spec in self.signature.outputs]
         self.input_metadata = tuple(_tensor_metadata(s) for s in self.signature.inputs)
         """The protocol's view of the inputs, built once (raw binary requests need it)."""
         self.output_metadata = tuple(_tensor_metadata(s) for s in self._outputs)
+        self._datatypes = {m.name: m.datatype for m in (*self.input_metadata,
+                                                        *self.output_metadata)}
+        """Each input's and output's protocol datatype by name, for the request path."""
         self.batching = batching
         self.statistics = ModelStatistics(self.name, self.version_label, batching.max_batch_size)
         self.batcher = DynamicBatcher(self.run_arrays, batching, self._observer(observe))

@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 
 from ferry.errors import InvalidInputError
-from ferry.serve.datatypes import BYTES, DATATYPES, numpy_dtype
+from ferry.serve.datatypes import BYTES, numpy_dtype
 from ferry.serve.rest.json_tensors import from_json, json_type
 from ferry.serve.tensors import checked_shape, from_raw, to_raw
 from ferry.serve.types import (
@@ -27,7 +27,6 @@ BINARY_OUTPUT = "binary_data_output"
 BINARY_DATA = "binary_data"
 SHARED_MEMORY = "shared_memory_region"
 CLASSIFICATION = "classification"
-_KNOWN_DATATYPES = frozenset(DATATYPES)
 
 
 def loads(body: bytes | memoryview) -> Any:
@@ -110,9 +109,10 @@ def _tensor_header(item: dict[str, Any], position: int) -> tuple[str, str, tuple
         raise InvalidInputError(f"inputs[{position}].name must be a non-empty string")
     if not isinstance(datatype, str):
         raise InvalidInputError(f"input {name!r}: 'datatype' must be a string such as FP32")
-    if datatype not in _KNOWN_DATATYPES:
-        raise InvalidInputError(f"input {name!r}: unknown datatype {datatype!r}: use one of"
-                                f" {', '.join(DATATYPES)}")
+    try:
+        numpy_dtype(datatype)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"input {name!r}: {exc}") from None
     if not isinstance(shape, list):
         raise InvalidInputError(f"input {name!r}: 'shape' must be a list of sizes >= 0")
     return name, datatype, checked_shape(shape, name)
