@@ -8,7 +8,7 @@ features). Each round starts `ferry serve` twice, with and without `--no-capture
 alternating between rounds), pinned to core 0, and drives each with `ferry bench` pinned to
 core 1: 32 concurrent connections, 1-row JSON requests, 2 s warm-up, `--duration` s measured.
 With capture on, every request is written to the embedded store ($FERRY_HOME/monitoring.db)
-and up to 500 rows per second are sampled. The figures are the medians over rounds of the
+and up to 100 rows per second (the default) are sampled. The figures are the medians over rounds of the
 per-round ratios (on / off). Goal (issue 11): throughput at least 0.9x, p99 at most 1.1x.
 Each run also reports the server's CPU time per request (all threads, from /proc, over the
 measured seconds); on minus off is what capture costs a request, a figure that other load on

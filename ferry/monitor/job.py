@@ -39,12 +39,12 @@ class ResultKind(StrEnum):
 DATASET_METHOD = "drift_share"
 """The dataset result's method: its statistic is the share of input columns that drift."""
 MAX_JUDGED_ROWS = 1_000_000
-"""Rows one read judges at most. At the capture's default 500 rows a second a day is 43
+"""Rows one read judges at most. At the capture's default 100 rows a second a day is 8.6
 million rows a version, more than memory holds; a million window rows already pin every
 test's statistic far below its threshold's resolution, and 30 float columns of them take
 about 250 MB."""
 MIN_READ_SPAN = timedelta(minutes=10)
-"""Slices of time read one at a time: 300,000 rows at the capture's default rate."""
+"""Slices of time read one at a time: 60,000 rows at the capture's default rate."""
 MAX_READS = 1000
 """Store reads per call at most; longer spans read longer slices."""
 

@@ -1,11 +1,11 @@
 """The server's side of the capture: its closed requests as events and sampled rows.
 
 `RecorderCapture` is what the request recorders call when they close a request
-(`ferry.serve.recorder.CaptureSink`): it builds the request's event as a tuple and, for an
-answered request, a `SampledRequest` (a reference to the record, and so to the queued
-inference's tensors and outputs), and hands both to `ferry.monitor.capture.queue.Capture`,
-which keeps the candidate only while the bytes waiting allow and whose thread offers it to
-the sampler (a slot may keep it until its second is written) and writes:
+(`ferry.serve.recorder.CaptureSink`): it builds the request's event as a tuple and queues it
+on `ferry.monitor.capture.queue.Capture`, and offers an answered request's rows to the
+capture's sampler. Only a request whose row a slot takes is held, as a `SampledRequest`
+(its id, tensors and outputs, not the record), until its second is written. The capture's
+thread writes:
 - the event: time, request id (the client's, or one made up), model, version and the alias
   asked for, protocol, outcome, latency, queue and compute seconds and rows of its batch,
   request and response bytes, each tensor's name, datatype and shape;
@@ -43,7 +43,8 @@ def open_capture(settings: CaptureSettings, on_drop: Callable[[str], None]) -> R
     """The capture into the store `settings` names (the embedded one by default)."""
     from ferry.monitor.store import open_store
 
-    return RecorderCapture(Capture(open_store(settings.store_url), settings, on_drop))
+    return RecorderCapture(Capture(open_store(settings.store_url), settings, on_drop,
+                                   rows_of=SampledRequest.of))
 
 
 class RecorderCapture:
@@ -54,6 +55,7 @@ class RecorderCapture:
 
     def __init__(self, capture: Capture):
         self.capture = capture
+        self._sampler = capture.sampler if capture.settings.sample_rows_per_s else None
 
     @property
     def store(self) -> Any:
@@ -71,8 +73,9 @@ class RecorderCapture:
                    (timing.queue_s, timing.compute_s, timing.batch_rows)),
                  record.request_bytes, response_bytes, _inputs_json(pending),
                  _outputs_json(ok, pending))
-        self.capture.offer(event, None if not ok or pending is None
-                           else SampledRequest(record, ended))
+        if self.capture.offer(event) and ok and pending is not None and self._sampler:
+            self._sampler.offer((served.name, served.version.version), int(ended),
+                                pending.queued.rows, record)
 
     def close(self) -> None:
         self.capture.close()
@@ -87,39 +90,35 @@ def _served(record: RequestRecord) -> ServedModel:
     return cast(ServedModel, record.served)
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class SampledRequest:
-    """An answered request whose rows may be sampled (`ferry.monitor.capture.queue.Candidate`)."""
+    """An answered request whose rows a slot of the sampler took
+    (`ferry.monitor.capture.sampler.RequestRows`): what its sampled rows need, and nothing
+    else of the request."""
 
-    record: RequestRecord
-    ended: float
+    id: str
+    count: int
+    request_bytes: int
+    layout: SignatureLayout
+    inputs: Mapping[str, np.ndarray]
+    outputs: Mapping[str, np.ndarray]
 
-    @property
-    def key(self) -> tuple[str, int, int]:
-        served = _served(self.record)
-        return served.name, served.version.version, int(self.ended)
-
-    @property
-    def request_bytes(self) -> int:
-        return self.record.request_bytes
-
-    @property
-    def count(self) -> int:
-        pending = self.record.pending
-        return 0 if pending is None else pending.queued.rows
+    @classmethod
+    def of(cls, record: RequestRecord) -> SampledRequest:
+        """An answered record's rows (the recorders sample only those with a served model, a
+        queued inference and its outputs)."""
+        pending = cast(PendingInference, record.pending)
+        return cls(request_id(record), pending.queued.rows, record.request_bytes,
+                   SignatureLayout(_served(record).signature), pending.queued.inputs,
+                   pending.queued.future.result())
 
     def request_id(self) -> str:
-        return request_id(self.record)
+        return self.id
 
-    def tensors(self) -> tuple[SignatureLayout, dict[str, np.ndarray]] | None:
+    def tensors(self) -> tuple[SignatureLayout, dict[str, np.ndarray]]:
         """Its input tensors by name and its outputs as `output:<name>`."""
-        record = self.record
-        results = _results(record.pending)
-        if results is None or record.served is None or record.pending is None:
-            return None
-        outputs = {output_column(name): values for name, values in results.items()}
-        return SignatureLayout(record.served.signature), \
-            {**record.pending.queued.inputs, **outputs}
+        outputs = {output_column(name): values for name, values in self.outputs.items()}
+        return self.layout, {**self.inputs, **outputs}
 
 
 class SignatureLayout:
@@ -146,9 +145,10 @@ class SignatureLayout:
                 **output_columns(self.signature, outputs)}
 
 
-_ID_PREFIX = uuid.uuid4().hex[:16]
+_ID_PREFIX = uuid.uuid4().hex[:16] + "-"
 """Made-up request ids are this process's random prefix and a counter: unique without a
-call to the kernel's random source per request (`uuid4` costs ~20 µs under a hypervisor)."""
+call to the kernel's random source per request (`uuid4` costs ~20 µs under a hypervisor);
+the counter in decimal, which `str` writes in half the time of a hex format."""
 _ids = itertools.count()
 
 
@@ -157,7 +157,7 @@ def request_id(record: RequestRecord) -> str:
     if record.pending is not None and record.pending.request.id:
         return record.pending.request.id
     if not record.request_id:
-        record.request_id = f"{_ID_PREFIX}-{next(_ids):x}"
+        record.request_id = _ID_PREFIX + str(next(_ids))
     return record.request_id
 
 
@@ -190,12 +190,3 @@ def _outputs_described(outputs: TensorDescription) -> str:
     is looked up once per distinct list, not per request)."""
     return tensors_json(tuple((name, from_signature(dtype), shape)
                               for name, dtype, shape in outputs))
-
-
-def _results(pending: PendingInference | None) -> dict[str, np.ndarray] | None:
-    """The outputs of the request's batch share, when it has them."""
-    future = pending.future if pending is not None else None
-    if future is None or not future.done() or future.cancelled() \
-            or future.exception() is not None:
-        return None
-    return future.result()

@@ -57,19 +57,14 @@ def test_a_failing_store_counts_drops_and_the_thread_keeps_going() -> None:
     assert reasons == [STORE_FAILED, STORE_FAILED] and capture.dropped == 2
 
 
-class Candidate:
-    """A request whose rows may be sampled, of `request_bytes` bytes."""
+class Held:
+    """An answered request's one row, of `request_bytes` bytes."""
 
     request_bytes = 100
     count = 1
 
-    def __init__(self, number: int, ended: float):
-        self.ended = ended
+    def __init__(self, number: int):
         self.values = np.array([float(number)])
-
-    @property
-    def key(self) -> tuple[str, int, int]:
-        return MODEL, 1, int(self.ended)
 
     def request_id(self) -> str:
         return f"r{int(self.values[0])}"
@@ -78,24 +73,36 @@ class Candidate:
         return AsColumns(), {"x": self.values}
 
 
-def held_after_offering(capture: Capture, count: int) -> list[bool]:
-    """Offer `count` one-row requests that ended in the same second; which of them the
-    capture still references (before its flush)."""
-    now = datetime.now(UTC)
-    offered = [Candidate(number, now.timestamp()) for number in range(count)]
-    alive = [weakref.ref(candidate.values) for candidate in offered]
-    for number, candidate in enumerate(offered):
-        capture.offer(finished(f"r{number}", now), candidate)
-    del offered, candidate
+def held_after_sampling(capture: Capture, count: int) -> list[bool]:
+    """Offer `count` one-row requests that ended in the same second to the sampler; which of
+    them the capture still references (before its flush)."""
+    second = int(time.time())
+    offered = [Held(number) for number in range(count)]
+    alive = [weakref.ref(request.values) for request in offered]
+    for request in offered:
+        capture.sample((MODEL, 1), second, request.count, request)
+    del offered, request
     gc.collect()
     return [ref() is not None for ref in alive]
 
 
-def test_only_candidates_within_the_byte_bound_stay_referenced() -> None:
-    """Past `max_queued_bytes` of waiting candidates, a request's rows are not sampled and
-    nothing of it is kept; the sampled rows are those of the candidates that fit."""
+def test_the_slots_hold_requests_only_within_the_byte_bound() -> None:
+    """Past `max_queued_bytes` held, a request's rows are not sampled and nothing of it is
+    kept; the sampled rows are those of the requests that fit."""
     store = MemoryStore()
     capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=1_000))
-    assert held_after_offering(capture, 50) == [True] * 10 + [False] * 40
+    assert held_after_sampling(capture, 50) == [True] * 10 + [False] * 40
     capture.close()
     assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(10)]
+
+
+def test_a_request_no_slot_takes_is_let_go_at_once() -> None:
+    """Past the cap, only the requests the reservoir's slots hold are referenced: the others,
+    and those a later row replaced, are not kept until the flush."""
+    store = MemoryStore()
+    capture = Capture(store, CaptureSettings(flush_interval_s=60, sample_rows_per_s=5))
+    held = held_after_sampling(capture, 2_000)
+    capture.close()
+    kept = store.samples(MODEL, 1)["x"].to_pylist()
+    assert sum(held) == len(kept) == 5
+    assert sorted(kept) == [float(n) for n, alive in enumerate(held) if alive]

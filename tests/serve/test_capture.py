@@ -183,22 +183,6 @@ def test_past_the_cap_every_row_of_a_second_is_equally_likely_to_be_kept() -> No
     assert stats.chisquare(kept).pvalue > 0.001
 
 
-def test_runs_of_requests_keep_the_rows_one_at_a_time_would() -> None:
-    """The capture's thread offers a flush's requests in runs; past the cap the sampler finds
-    the rows its jumps land on by bisection, which must keep what request by request keeps."""
-    sizes = np.random.default_rng(3).choice([1, 1, 1, 3, 40], size=3_000)
-    requests = [_rows(f"r{i}", 7.5, int(size)) for i, size in enumerate(sizes)]
-    single, runs = Sampler(per_second=100, seed=1), Sampler(per_second=100, seed=1)
-    for rows in requests:
-        single.add("m", 1, rows)
-    for start in range(0, len(requests), 700):
-        part = requests[start:start + 700]
-        runs.add_runs([("m", 1, 7)] * len(part), part, [rows.count for rows in part])
-    kept = [[(rows.given_id, row) for rows, row in sampler._seconds["m", 1].kept]
-            for sampler in (single, runs)]
-    assert len(kept[0]) == 100 and kept[0] == kept[1]
-
-
 def _rows(request_id: str, ended: float, count: int) -> GivenRows:
     start = int(request_id[1:]) * count if request_id[1:].isdigit() else 0
     return GivenRows(ended, request_id, {"x": np.arange(start, start + count)})

@@ -2,17 +2,17 @@
 
 `offer` is what the request path pays: the request's event as a tuple of plain values (built
 by the caller while the request is still in the processor's caches), a length check and a
-deque append (thread-safe in CPython). When
-`queue_size` events wait, a request is dropped and counted; nothing waits for the store.
-A request whose rows may be sampled is queued as a candidate too, while the candidates'
-request bytes stay under `max_queued_bytes` (past it, its rows are not sampled); the others
-are not referenced once their event is built. The thread also applies the store's retention once an
-hour. It wakes every `flush_interval_s`, or sooner once `flush_events` wait, turns the
-events into one table (column by column, yielding the interpreter every `SLICE` events, so
-that a request waiting for the GIL waits for a slice, not a whole flush), stacks the rows
-the sampler kept, and writes each kind with one store call. `close()` writes what is left,
-reservoirs included. A process killed with SIGKILL loses what was not yet written: at most
-the last `flush_interval_s` of requests (1 s by default) and the current second's reservoir.
+deque append (thread-safe in CPython). When `queue_size` events wait, a request is dropped
+and counted; nothing waits for the store. An answered request meets the sampler there too
+(`sample`): a request no slot takes is not referenced once it closes, and the slots hold at
+most `max_queued_bytes` of requests (`ferry.monitor.capture.sampler`). The thread also
+applies the store's retention once an hour. It wakes every `flush_interval_s`, or sooner
+once `flush_events` wait, turns the events into one table (column by column, yielding the
+interpreter every `SLICE` events, so that a request waiting for the GIL waits for a slice,
+not a whole flush), stacks the rows of the seconds that ended, and writes each kind with one
+store call. `close()` writes what is left, reservoirs included. A process killed with
+SIGKILL loses what was not yet written: at most the last `flush_interval_s` of requests (1 s
+by default) and the current second's reservoir.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import pyarrow as pa
 
-from ferry.monitor.capture.sampler import RequestRows, Sampler, SecondKey
+from ferry.monitor.capture.sampler import Key, RequestRows, Sampler
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.store import MonitoringStore
 from ferry.monitor.store.event_chunks import STORED_EVENTS_SCHEMA, from_columns
@@ -66,28 +66,19 @@ def _lower_priority() -> None:
         log.debug("capture: the writer thread keeps the server's priority")
 
 
-class Candidate(RequestRows, Protocol):
-    """A request whose rows may be sampled."""
-
-    @property
-    def key(self) -> SecondKey:
-        """(model, version, the second it ended in)."""
-
-    @property
-    def request_bytes(self) -> int: ...
-
-
 class Capture:
     def __init__(self, store: MonitoringStore, settings: CaptureSettings,
-                 on_drop: Callable[[str], None] = lambda reason: None):
+                 on_drop: Callable[[str], None] = lambda reason: None,
+                 rows_of: Callable[[Any], RequestRows] | None = None):
+        """`rows_of` turns what `sample` is given into its rows, for the requests a slot
+        takes (by default it is given their rows)."""
         self.store = store
         self.settings = settings
         self.on_drop = on_drop
         self.dropped = 0
         self._queue: deque[Event] = deque()
-        self._candidates: deque[Candidate] = deque()
-        self._candidate_bytes = 0
-        self._sampler = Sampler(settings.sample_rows_per_s)
+        self.sampler = Sampler(settings.sample_rows_per_s, rows_of=rows_of,
+                               max_held_bytes=settings.max_queued_bytes)
         self._wake = threading.Event()
         self._stopping = False
         self._purged_at: float | None = None
@@ -95,19 +86,21 @@ class Capture:
         self._thread = threading.Thread(target=self._run, name="ferry-capture", daemon=True)
         self._thread.start()
 
-    def offer(self, event: Event, rows: Candidate | None = None) -> None:
-        """Queue a finished request's event and, while the bytes waiting allow, its rows for
-        the sampler (on the request path: never blocks)."""
+    def offer(self, event: Event) -> bool:
+        """Queue a finished request's event (on the request path: never blocks); False when
+        it was dropped."""
         if len(self._queue) >= self.settings.queue_size or self._stopping:
             self._drop(QUEUE_FULL)
-            return
+            return False
         self._queue.append(event)
-        if rows is not None and self.settings.sample_rows_per_s and \
-                self._candidate_bytes + rows.request_bytes <= self.settings.max_queued_bytes:
-            self._candidate_bytes += rows.request_bytes
-            self._candidates.append(rows)
         if len(self._queue) >= self.settings.flush_events:
             self._wake.set()
+        return True
+
+    def sample(self, key: Key, second: int, count: int, request: Any) -> None:
+        """Offer an answered request's `count` rows to the sampler (`Sampler.offer`)."""
+        if self.settings.sample_rows_per_s:
+            self.sampler.offer(key, second, count, request)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued and every reservoir, then close the store."""
@@ -144,20 +137,12 @@ class Capture:
     def _drain(self) -> list[Event]:
         return [self._queue.popleft() for _ in range(len(self._queue))]
 
-    def _drain_candidates(self) -> list[Candidate]:
-        taken = [self._candidates.popleft() for _ in range(len(self._candidates))]
-        self._candidate_bytes -= sum(candidate.request_bytes for candidate in taken)
-        return taken
-
     def _write(self, items: list[Event], drained_at: float, *, final: bool) -> None:
         """Write `items`, and the sampled rows of every second that ended before they were
         drained (a later second may still be receiving requests: its rows wait)."""
         try:
             events = self._events(items)
-            candidates = self._drain_candidates()
-            self._sampler.add_runs([candidate.key for candidate in candidates], candidates,
-                                   [candidate.count for candidate in candidates])
-            samples = self._sampler.take(drained_at, final=final)
+            samples = self.sampler.take(drained_at, final=final)
             if events is not None:
                 self.store.append_event_table(events)
             if samples:

@@ -2,17 +2,18 @@
 then a reservoir of that size over the rest of the second (Vitter's algorithm R), so a burst
 keeps a uniform sample of itself. A second's rows are emitted once it has ended.
 
-The sampler sees every captured request, a run of one second's requests at a time, so what
-it does per request is little: past the cap it jumps from one kept row to the next
-(algorithm L) through the run's cumulative row counts, and its random numbers are drawn
-`UNIFORM_BATCH` at a time, not one call each."""
+The sampler meets every answered request on the request path, so what it does for one is
+little: past the cap it jumps from one kept row to the next (algorithm L), a request no jump
+lands on costs a comparison and is let go at once, and the random numbers are drawn
+`UNIFORM_BATCH` at a time, not one call each. Only the requests a slot takes are held until
+their second is written (bench/monitor/RESULTS.md: holding every request for the writer
+thread to sample cost the server more than the sampling itself)."""
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ Key = tuple[str, int]
 """(model, version)."""
 SecondKey = tuple[str, int, int]
 """(model, version, second)."""
+_NEVER = 2**63
 UNIFORM_BATCH = 4096
 """Uniform draws fetched from the generator at once (one call costs about a microsecond)."""
 
@@ -39,16 +41,15 @@ class Layout(Protocol):
 
 
 class RequestRows(Protocol):
-    """The rows of one answered request. The sampler reads `ended` and `count` for every
-    request, and calls `tensors()` and `request_id()` only for those it keeps, when their
-    second ends."""
-
-    @property
-    def ended(self) -> float:
-        """Seconds since the epoch when the request was answered."""
+    """The rows of one answered request that a slot took: the sampler reads `count` and
+    `request_bytes` then, and calls `tensors()` and `request_id()` when its second ends."""
 
     @property
     def count(self) -> int: ...
+
+    @property
+    def request_bytes(self) -> int:
+        """What holding the request costs, counted against `Sampler.max_held_bytes`."""
 
     def request_id(self) -> str: ...
 
@@ -82,6 +83,10 @@ class GivenRows:
     def count(self) -> int:
         return len(next(iter(self.given_columns.values())))
 
+    @property
+    def request_bytes(self) -> int:
+        return sum(np.asarray(values).nbytes for values in self.given_columns.values())
+
     def request_id(self) -> str:
         return self.given_id
 
@@ -89,50 +94,76 @@ class GivenRows:
         return AsColumns(), self.given_columns
 
 
+def _same(request: Any) -> RequestRows:
+    return request
+
+
 class Sampler:
-    def __init__(self, per_second: int, seed: int | None = None):
+    """The reservoirs of the current second of each model version, fed on the request path
+    (`offer`, under a lock that `take` holds only to collect the seconds that ended).
+
+    A request no slot takes costs a comparison and is not referenced afterwards; one that a
+    slot takes is turned into its rows by `rows_of` (once) and held until its second is
+    taken, while the request bytes held stay under `max_held_bytes` (past it, the rows the
+    slots would take are passed over)."""
+
+    def __init__(self, per_second: int, seed: int | None = None, *,
+                 rows_of: Callable[[Any], RequestRows] | None = None,
+                 max_held_bytes: int | None = None):
         self.per_second = per_second
+        self.rows_of = rows_of or _same
+        self.max_held_bytes = max_held_bytes
+        self.held_bytes = 0
+        """Request bytes of the requests the slots of seconds not yet taken hold."""
         self._uniforms = _Uniforms(np.random.default_rng(seed))
         self._seconds: dict[Key, _Second] = {}
         self._finished: list[tuple[Key, _Second]] = []
         """Seconds that ended while rows of a later second arrived, not yet taken."""
+        self._lock = threading.Lock()
 
-    def add(self, model: str, version: int, rows: RequestRows) -> None:
-        self.add_run((model, version, int(rows.ended)), [rows], [rows.count])
+    def add(self, model: str, version: int, rows: GivenRows) -> None:
+        self.offer((model, version), int(rows.ended), rows.count, rows)
 
-    def add_runs(self, keys: Sequence[SecondKey], requests: Sequence[RequestRows],
-                 counts: Sequence[int]) -> None:
-        """Requests in the order they ended, each with its (model, version, second) and row
-        count: each run of one key is taken in one step (`add_run`)."""
-        start = 0
-        for key, run in itertools.groupby(keys):
-            stop = start + sum(1 for _ in run)
-            self.add_run(key, requests[start:stop], counts[start:stop])
-            start = stop
+    def offer(self, key: Key, second: int, count: int, request: Any) -> None:
+        """A request of `count` rows of the model version `key` that ended in `second`:
+        `rows_of(request)` is called only when a slot takes one of its rows."""
+        with self._lock:
+            current = self._seconds.get(key)
+            if current is None or current.second != second:
+                current = self._second(key, second)
+            start = current.seen
+            current.seen = start + count
+            if current.seen >= current.next:
+                current.take(self._held(request, current), start)
 
-    def add_run(self, key: SecondKey, requests: Sequence[RequestRows],
-                counts: Sequence[int]) -> None:
-        """Requests of one model version that ended in one second, in order, with their row
-        counts (the capture's thread offers a run of requests at a time)."""
-        if self.per_second:
-            self._second(*key).add_run(requests, counts)
+    def _held(self, request: Any, second: _Second) -> RequestRows | None:
+        """The request's rows, counted as held until `second` is taken; None when they would
+        pass the byte bound."""
+        rows = self.rows_of(request)
+        size = rows.request_bytes
+        if self.max_held_bytes is not None and self.held_bytes + size > self.max_held_bytes:
+            return None
+        self.held_bytes += size
+        second.held_bytes += size
+        return rows
 
-    def _second(self, model: str, version: int, second: int) -> _Second:
-        """The reservoir of the model version's second; its previous second is finished."""
-        current = self._seconds.get((model, version))
-        if current is None or current.second != second:
-            if current is not None:
-                self._finished.append(((model, version), current))
-            current = _Second(second, self.per_second, self._uniforms)
-            self._seconds[(model, version)] = current
+    def _second(self, key: Key, second: int) -> _Second:
+        """The reservoir of the model version's `second`; its previous second is finished."""
+        current = self._seconds.get(key)
+        if current is not None:
+            self._finished.append((key, current))
+        current = _Second(second, self.per_second, self._uniforms)
+        self._seconds[key] = current
         return current
 
     def take(self, now: float, *, final: bool) -> list[SampledRows]:
         """The rows of every second that has ended (all of them when `final`)."""
-        done, self._finished = self._finished, []
-        for key, second in list(self._seconds.items()):
-            if final or second.second < int(now):
-                done.append((key, self._seconds.pop(key)))
+        with self._lock:
+            done, self._finished = self._finished, []
+            for key, second in list(self._seconds.items()):
+                if final or second.second < int(now):
+                    done.append((key, self._seconds.pop(key)))
+            self.held_bytes -= sum(second.held_bytes for _, second in done)
         return [rows for (model, version), second in done
                 for rows in second.rows(model, version)]
 
@@ -140,63 +171,52 @@ class Sampler:
 class _Second:
     """One model version's kept rows within one second: the reservoir's slots.
 
-    Once the slots are full, Li's algorithm L draws how many rows to pass over before the
-    next one replaces a slot (the same uniform sample as algorithm R), so a request that no
-    slot takes costs a subtraction, not a random draw per row."""
+    Rows are numbered from 1 in the order their requests ended. The first `capacity` are
+    kept; after that, Li's algorithm L draws how many rows to pass over before the next one
+    replaces a random slot (the same uniform sample as algorithm R), so a request that no
+    slot takes costs a comparison, not a random draw per row."""
 
     def __init__(self, second: int, capacity: int, uniforms: _Uniforms):
         self.second = second
         self.capacity = capacity
         self.seen = 0
         self.kept: list[tuple[RequestRows, int]] = []
+        self.held_bytes = 0
+        """Request bytes of the requests a slot took (replaced or not)."""
         self._uniforms = uniforms
         self._weight = 1.0
-        self._next = 0
-        """The number (counted from 1) of the next row to take once the slots are full."""
+        self.next = 1 if capacity else _NEVER
+        """The number of the next row a slot takes."""
 
-    def add_run(self, requests: Sequence[RequestRows], counts: Sequence[int]) -> None:
-        """Requests of this second in order: each taken whole until the slots are full, then
-        only the rows the jumps land on are looked for (by bisection over the run's
-        cumulative row counts), so a request no slot takes costs an addition."""
-        first = 0
-        while first < len(requests) and len(self.kept) < self.capacity:
-            self._fill(requests[first], counts[first])
-            first += 1
-        if first < len(requests):
-            ends = list(itertools.accumulate(counts[first:], initial=self.seen))
-            """ends[i]: the rows seen before the run's request i; ends[-1]: after the run."""
-            self.seen = ends[-1]
-            rest = requests[first:]
+    def take(self, rows: RequestRows | None, start: int) -> None:
+        """The rows the slots take among those numbered `start + 1` to `seen`, which are
+        `rows`' (None: pass over them)."""
+        while self.next <= self.seen:
+            number = self.next
+            if len(self.kept) < self.capacity:
+                self._fill(rows, number - start - 1)
+            else:
+                if rows is not None:
+                    self.kept[int(self._uniforms.next() * self.capacity)] = \
+                        (rows, number - start - 1)
+                self._skip()
 
-            def locate(number: int) -> tuple[RequestRows, int]:
-                index = bisect.bisect_left(ends, number) - 1
-                return rest[index], number - ends[index] - 1
-
-            self._replace(locate)
-
-    def _fill(self, rows: RequestRows, count: int) -> None:
-        start = self.seen
-        self.seen += count
-        filled = min(count, self.capacity - len(self.kept))
-        self.kept += [(rows, row) for row in range(filled)]
-        if filled > 0 and len(self.kept) == self.capacity:
-            self._next = start + filled
-            self._skip()
-            self._replace(lambda number: (rows, number - start - 1))
-
-    def _replace(self, locate: Callable[[int], tuple[RequestRows, int]]) -> None:
-        """Put every row the jumps land on, up to the rows seen, into a random slot."""
-        while self._next <= self.seen:
-            slot = int(self._uniforms.next() * self.capacity)
-            self.kept[slot] = locate(self._next)
+    def _fill(self, rows: RequestRows | None, row: int) -> None:
+        if rows is None:
+            self.next = self.seen + 1
+            return
+        self.kept.append((rows, row))
+        if len(self.kept) < self.capacity:
+            self.next += 1
+        else:
             self._skip()
 
     def _skip(self) -> None:
-        """Advance `_next` past the rows no slot takes (algorithm L's geometric jump)."""
+        """Advance `next` past the rows no slot takes (algorithm L's geometric jump)."""
         self._weight *= math.exp(math.log(1.0 - self._uniforms.next()) / self.capacity)
         jump = math.log(1.0 - self._uniforms.next()) / math.log1p(-self._weight) \
             if self._weight < 1.0 else math.inf
-        self._next += int(min(jump, 2.0**62)) + 1
+        self.next += int(min(jump, 2.0**62)) + 1
 
     def rows(self, model: str, version: int) -> list[SampledRows]:
         """The kept rows as one block per layout and set of tensors (tensors stacked only now,

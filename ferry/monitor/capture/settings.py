@@ -11,9 +11,13 @@ from ferry.errors import InvalidInputError
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024
 DEFAULT_FLUSH_INTERVAL_S = 1.0
-DEFAULT_FLUSH_EVENTS = 1000
-DEFAULT_ROWS_PER_S = 500
-"""Sampled rows kept per model version per second before reservoir sampling."""
+DEFAULT_FLUSH_EVENTS = 5000
+"""Events that wake the writer before its interval: half the queue, so a busy server
+flushes about once a second (each flush has a fixed cost: a transaction, chunk merges)."""
+DEFAULT_ROWS_PER_S = 100
+"""Sampled rows kept per model version per second before reservoir sampling: 60,000 rows in
+a ten-minute drift window, and what the capture holds and writes stays a small share of a
+busy server's requests (bench/monitor/RESULTS.md, capture cost)."""
 
 
 @dataclass(frozen=True)
