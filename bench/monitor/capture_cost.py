@@ -4,15 +4,19 @@ against capture off, measured in the same run.
     .venv/bin/python bench/monitor/capture_cost.py --out bench/out/capture-cost [--rounds 3]
 
 A fresh FERRY_HOME gets the example model (`python -m ferry.example`: breast cancer, 30
-features). Each round starts `ferry serve` twice, with and without `--no-capture` (the order
-alternating between rounds), pinned to core 0, and drives each with `ferry bench` pinned to
-core 1: 32 concurrent connections, 1-row JSON requests, 2 s warm-up, `--duration` s measured.
+features). Two `ferry serve` processes, with and without `--no-capture`, both pinned to core
+0, run for the whole benchmark; each round drives one and then the other (the order
+alternating between rounds) with `ferry bench` pinned to core 1: 32 concurrent connections,
+1-row JSON requests, 1 s warm-up, `--duration` s measured. The idle server sleeps while the
+other is measured, and the two measurements of a round are seconds apart: this host's speed
+changes by a third from minute to minute, and a round whose two halves ran minutes apart
+(a server started for each) measured that more than the capture.
 With capture on, every request is written to the embedded store ($FERRY_HOME/monitoring.db)
-and up to 100 rows per second (the default) are sampled. The figures are the medians over rounds of the
-per-round ratios (on / off). Goal (issue 11): throughput at least 0.9x, p99 at most 1.1x.
-Each run also reports the server's CPU time per request (all threads, from /proc, over the
-measured seconds); on minus off is what capture costs a request, a figure that other load on
-the machine disturbs less than throughput.
+and up to 100 rows per second (the default) are sampled. The figures are the medians over
+rounds of the per-round ratios (on / off). Goal (issue 11): throughput at least 0.9x, p99 at
+most 1.1x. Each run also reports the server's CPU time per request (all threads, from /proc,
+over the measured seconds); on minus off is what capture costs a request, a figure that other
+load on the machine disturbs less than throughput.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ def load(env: dict[str, str], port: int, duration: float) -> dict[str, Any]:
             "errors": step.get("errors", 0)}
 
 
-WARMUP_S = 2.0
+WARMUP_S = 1.0
 
 
 def cpu_seconds(pid: int) -> float:
@@ -60,22 +64,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def one(env: dict[str, str], capture: bool, duration: float) -> dict[str, Any]:
+def one(env: dict[str, str], server: tuple[subprocess.Popen[bytes], int],
+        duration: float) -> dict[str, Any]:
     """One server under load: `ferry bench`'s figures, plus the server's CPU time per request
     over the measured part (read at the end of the warm-up and at the end of the load)."""
-    process, port = serve(env, capture)
+    process, port = server
+    marks: list[float] = []
+    timer = threading.Timer(WARMUP_S, lambda: marks.append(cpu_seconds(process.pid)))
+    timer.start()
+    figures = load(env, port, duration)
+    marks.append(cpu_seconds(process.pid))
+    timer.join()
+    busy = marks[-1] - marks[0]
+    return figures | {"cpu_us_per_request": busy / (figures["req_s"] * duration) * 1e6}
+
+
+def rounds_of(env: dict[str, str], count: int, duration: float) -> list[dict[str, Any]]:
+    servers = {capture: serve(env, capture) for capture in (True, False)}
     try:
-        marks: list[float] = []
-        timer = threading.Timer(WARMUP_S, lambda: marks.append(cpu_seconds(process.pid)))
-        timer.start()
-        figures = load(env, port, duration)
-        marks.append(cpu_seconds(process.pid))
-        timer.join()
-        busy = marks[-1] - marks[0]
-        return figures | {"cpu_us_per_request": busy / (figures["req_s"] * duration) * 1e6}
+        for server in servers.values():
+            load(env, server[1], 2.0)  # both warm before the first round
+        return [paired(env, servers, index, duration) for index in range(count)]
     finally:
-        process.terminate()
-        process.wait(timeout=60)
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(timeout=60)
+
+
+def paired(env: dict[str, str], servers: dict[bool, tuple[subprocess.Popen[bytes], int]],
+           index: int, duration: float) -> dict[str, Any]:
+    order = [True, False] if index % 2 == 0 else [False, True]
+    figures = {("on" if c else "off"): one(env, servers[c], duration) for c in order}
+    figures["throughput_ratio"] = figures["on"]["req_s"] / figures["off"]["req_s"]
+    figures["p99_ratio"] = figures["on"]["p99_ms"] / figures["off"]["p99_ms"]
+    figures["capture_cpu_us"] = (figures["on"]["cpu_us_per_request"]
+                                 - figures["off"]["cpu_us_per_request"])
+    print(json.dumps(figures), flush=True)
+    return figures
 
 
 def captured_events(env: dict[str, str]) -> int:
@@ -98,16 +123,7 @@ def main() -> None:
     env = {**os.environ, "FERRY_HOME": str(home)}
     subprocess.run([sys.executable, "-m", "ferry.example"], env=env, check=True,
                    capture_output=True)
-    rounds = []
-    for index in range(args.rounds):
-        order = [True, False] if index % 2 == 0 else [False, True]
-        figures = {("on" if c else "off"): one(env, c, args.duration) for c in order}
-        figures["throughput_ratio"] = figures["on"]["req_s"] / figures["off"]["req_s"]
-        figures["p99_ratio"] = figures["on"]["p99_ms"] / figures["off"]["p99_ms"]
-        figures["capture_cpu_us"] = (figures["on"]["cpu_us_per_request"]
-                                     - figures["off"]["cpu_us_per_request"])
-        rounds.append(figures)
-        print(json.dumps(figures), flush=True)
+    rounds = rounds_of(env, args.rounds, args.duration)
     summary = {"processor": processor(), "rounds": rounds,
                "throughput_ratio": statistics.median(r["throughput_ratio"] for r in rounds),
                "p99_ratio": statistics.median(r["p99_ratio"] for r in rounds),
