@@ -55,7 +55,6 @@ class RecorderCapture:
 
     def __init__(self, capture: Capture):
         self.capture = capture
-        self._sampler = capture.sampler if capture.settings.sample_rows_per_s else None
 
     @property
     def store(self) -> Any:
@@ -73,8 +72,8 @@ class RecorderCapture:
                    (timing.queue_s, timing.compute_s, timing.batch_rows)),
                  record.request_bytes, response_bytes, _inputs_json(pending),
                  _outputs_json(ok, pending))
-        if self.capture.offer(event) and ok and pending is not None and self._sampler:
-            self._sampler.offer((served.name, served.version.version), int(ended),
+        if self.capture.offer(event) and ok and pending is not None:
+            self.capture.sample((served.name, served.version.version), int(ended),
                                 pending.queued.rows, record)
 
     def close(self) -> None:

@@ -24,8 +24,6 @@ from ferry.monitor.events import SampledRows
 
 Key = tuple[str, int]
 """(model, version)."""
-SecondKey = tuple[str, int, int]
-"""(model, version, second)."""
 _NEVER = 2**63
 UNIFORM_BATCH = 4096
 """Uniform draws fetched from the generator at once (one call costs about a microsecond)."""
@@ -130,7 +128,7 @@ class Sampler:
         with self._lock:
             current = self._seconds.get(key)
             if current is None or current.second != second:
-                current = self._second(key, second)
+                current = self._second(key, second, current)
             start = current.seen
             current.seen = start + count
             if current.seen >= current.next:
@@ -147,11 +145,10 @@ class Sampler:
         second.held_bytes += size
         return rows
 
-    def _second(self, key: Key, second: int) -> _Second:
-        """The reservoir of the model version's `second`; its previous second is finished."""
-        current = self._seconds.get(key)
-        if current is not None:
-            self._finished.append((key, current))
+    def _second(self, key: Key, second: int, previous: _Second | None) -> _Second:
+        """The reservoir of the model version's `second`; its `previous` one is finished."""
+        if previous is not None:
+            self._finished.append((key, previous))
         current = _Second(second, self.per_second, self._uniforms)
         self._seconds[key] = current
         return current
