@@ -17,6 +17,15 @@ rounds of the per-round ratios (on / off). Goal (issue 11): throughput at least 
 most 1.1x. Each run also reports the server's CPU time per request (all threads, from /proc,
 over the measured seconds); on minus off is what capture costs a request, a figure that other
 load on the machine disturbs less than throughput.
+
+Then `--shared-rounds` rounds load both servers at once (two `ferry bench` processes on core
+1), so that they share core 0 in the same seconds. Each server's requests per second of its
+own CPU time (all threads) is what it would serve on a core of its own; `shared_core_ratio`,
+on over off, is the median of the rounds. The two halves of a round see the same host speed,
+so the ratio varies by about 2 % from round to round, where the paired rounds' varies by
+10 to 25 % (bench/monitor/RESULTS.md). Taking turns on one core costs both servers cache,
+the capture's more, so this ratio is lower than the paired rounds' throughput ratio (0.78
+against 0.86 in one run): it compares variants; the paired figure is the issue's.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +56,22 @@ def serve(env: dict[str, str], capture: bool) -> tuple[subprocess.Popen[bytes], 
 
 
 def load(env: dict[str, str], port: int, duration: float) -> dict[str, Any]:
+    return finished(start_load(env, port, duration))
+
+
+def start_load(env: dict[str, str], port: int, duration: float) -> subprocess.Popen[str]:
     args = ["taskset", "-c", "1", str(BIN / "ferry"), "bench", f"http://127.0.0.1:{port}",
             "--model", MODEL, "--concurrency", "32", "--warmup", str(WARMUP_S), "--duration",
             str(duration), "--json"]
-    done = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
-    step = json.loads(done.stdout)["steps"][0]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+
+
+def finished(bench: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = bench.communicate()
+    if bench.returncode:
+        raise RuntimeError(f"ferry bench exited with {bench.returncode}")
+    step = json.loads(out)["steps"][0]
     return {"req_s": step["req_s"], "p50_ms": step["p50_ms"], "p99_ms": step["p99_ms"],
             "errors": step.get("errors", 0)}
 
@@ -79,20 +100,50 @@ def one(env: dict[str, str], server: tuple[subprocess.Popen[bytes], int],
     return figures | {"cpu_us_per_request": busy / (figures["req_s"] * duration) * 1e6}
 
 
-def rounds_of(env: dict[str, str], count: int, duration: float) -> list[dict[str, Any]]:
+Servers = dict[bool, tuple[subprocess.Popen[bytes], int]]
+
+
+def measured(env: dict[str, str], args: argparse.Namespace) -> dict[str, list[dict[str, Any]]]:
+    """The paired rounds, then the shared-core rounds, on the same two servers."""
     servers = {capture: serve(env, capture) for capture in (True, False)}
     try:
         for server in servers.values():
             load(env, server[1], 2.0)  # both warm before the first round
-        return [paired(env, servers, index, duration) for index in range(count)]
+        return {"rounds": [paired(env, servers, index, args.duration)
+                           for index in range(args.rounds)],
+                "shared_rounds": [shared(env, servers, args.duration)
+                                  for _ in range(args.shared_rounds)]}
     finally:
         for process, _ in servers.values():
             process.terminate()
             process.wait(timeout=60)
 
 
-def paired(env: dict[str, str], servers: dict[bool, tuple[subprocess.Popen[bytes], int]],
-           index: int, duration: float) -> dict[str, Any]:
+def shared(env: dict[str, str], servers: Servers, duration: float) -> dict[str, Any]:
+    """Both servers loaded at once, sharing core 0 in the same seconds: requests per second
+    of each server's own CPU time (all threads), so the host's speed, which changes from
+    minute to minute, cancels out of the ratio."""
+    benches = {c: start_load(env, port, duration) for c, (_, port) in servers.items()}
+    time.sleep(SHARED_SETTLE_S)
+    before = {c: (cpu_seconds(p.pid), time.perf_counter()) for c, (p, _) in servers.items()}
+    time.sleep(duration - 1.0)
+    after = {c: (cpu_seconds(p.pid), time.perf_counter()) for c, (p, _) in servers.items()}
+    figures = {("on" if c else "off"): finished(bench) for c, bench in benches.items()}
+    for capture, name in ((True, "on"), (False, "off")):
+        cores = ((after[capture][0] - before[capture][0])
+                 / (after[capture][1] - before[capture][1]))
+        figures[name] |= {"cores": cores, "req_per_cpu_s": figures[name]["req_s"] / cores}
+    figures["ratio"] = figures["on"]["req_per_cpu_s"] / figures["off"]["req_per_cpu_s"]
+    print(json.dumps({"shared": figures}), flush=True)
+    return figures
+
+
+SHARED_SETTLE_S = WARMUP_S + 0.5
+"""From starting both `ferry bench` processes to the first CPU reading: their start-up and
+warm-up."""
+
+
+def paired(env: dict[str, str], servers: Servers, index: int, duration: float) -> dict[str, Any]:
     order = [True, False] if index % 2 == 0 else [False, True]
     figures = {("on" if c else "off"): one(env, servers[c], duration) for c in order}
     figures["throughput_ratio"] = figures["on"]["req_s"] / figures["off"]["req_s"]
@@ -118,21 +169,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--shared-rounds", type=int, default=5)
     args = parser.parse_args()
     home = (args.out / "home").resolve()
     env = {**os.environ, "FERRY_HOME": str(home)}
     subprocess.run([sys.executable, "-m", "ferry.example"], env=env, check=True,
                    capture_output=True)
-    rounds = rounds_of(env, args.rounds, args.duration)
-    summary = {"processor": processor(), "rounds": rounds,
+    runs = measured(env, args)
+    rounds, shared_rounds = runs["rounds"], runs["shared_rounds"]
+    summary = {"processor": processor(), **runs,
                "throughput_ratio": statistics.median(r["throughput_ratio"] for r in rounds),
                "p99_ratio": statistics.median(r["p99_ratio"] for r in rounds),
                "capture_cpu_us_per_request": statistics.median(r["capture_cpu_us"]
                                                                for r in rounds),
+               "shared_core_ratio": statistics.median(r["ratio"] for r in shared_rounds)
+               if shared_rounds else None,
                "events_captured": captured_events(env)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k != "rounds"}, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if "rounds" not in k}, indent=2))
 
 
 if __name__ == "__main__":
