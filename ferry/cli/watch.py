@@ -22,6 +22,7 @@ from ferry.cli.output import (
 )
 
 if TYPE_CHECKING:
+    from ferry.monitor.feedback import FeedbackResult
     from ferry.monitor.request_log import LoggedRequest
     from ferry.monitor.traffic import TrafficReport
 
@@ -39,7 +40,8 @@ def feedback_command(
                                            " defaults to 0).")],
     json_output: JsonFlag = False,
 ) -> None:
-    """Attach true labels to captured requests by request id, all of them or none."""
+    """Attach true labels to captured requests by request id (labels of requests the capture
+    did not sample are skipped and counted)."""
     from ferry.monitor.feedback import feedback
 
     with command_line():  # a bad file, label or request id is the input's mistake: exit 2
@@ -48,7 +50,14 @@ def feedback_command(
         print_json(result.to_dict())
         return
     stdout.print(f"attached {result.labels} labels to {result.model}; {result.matched} name a"
-                 " sampled row", highlight=False)
+                 " sampled row" + _skipped(result), highlight=False)
+
+
+def _skipped(result: FeedbackResult) -> str:
+    if not result.skipped:
+        return ""
+    return (f"; skipped {result.skipped} labels of requests the capture did not sample, among"
+            f" them {', '.join(result.skipped_ids)}")
 
 
 @handles_errors

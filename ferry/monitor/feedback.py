@@ -11,8 +11,9 @@ Three doors lead here, and all of them check labels the same way (`LabelRule`):
 
 A label must be comparable with the model's prediction, or live performance would count it as
 a silent error: one of `signature.class_labels` for a classifier (the same kind too: `"1"` is
-not class `1`), a finite number for a regressor. The store attaches a whole call or nothing,
-and refuses request ids it did not sample for the model.
+not class `1`), a finite number for a regressor; one bad label refuses the whole call. The
+store attaches the labels of the requests it sampled for the model and skips, counting and
+naming them, those of other requests; a call none of whose requests was sampled is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.errors import InvalidInputError, one_line
-from ferry.monitor.store import Label, MonitoringStore, open_store
+from ferry.monitor.store import Attached, Label, MonitoringStore, open_store
 from ferry.registry import ModelVersion, Registry
 from ferry.signature import Task
 from ferry.text import is_whole_number
@@ -58,6 +59,15 @@ class FeedbackResult:
     """Labels stored (a later label for the same row replaces the earlier)."""
     matched: int
     """Those that name a sampled row (a row past those sampled is kept but joins nothing)."""
+    skipped: int = 0
+    """Labels not stored: their requests were not sampled (`Attached.skipped`)."""
+    skipped_ids: tuple[str, ...] = ()
+    """The first of those requests' ids."""
+
+    @classmethod
+    def of(cls, model: str, attached: Attached) -> FeedbackResult:
+        return cls(model, attached.labels, attached.matched, attached.skipped,
+                   attached.skipped_ids)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,9 +261,10 @@ def checked_labels(version: ModelVersion, labels: Iterable[Label]) -> list[Label
 
 def attach(store: MonitoringStore, version: ModelVersion,
            labels: Sequence[Label]) -> FeedbackResult:
-    """Check `labels` against `version` and attach them, all or none."""
+    """Check `labels` against `version` and attach those of sampled requests
+    (`MonitoringStore.attach_labels`); a bad label refuses them all."""
     checked = checked_labels(version, labels)
-    return FeedbackResult(version.name, len(checked), store.attach_labels(version.name, checked))
+    return FeedbackResult.of(version.name, store.attach_labels(version.name, checked))
 
 
 def feedback(uri_or_name: str, labels: LabelsInput, *, store: MonitoringStore | None = None,

@@ -109,7 +109,8 @@ def test_labels_are_stored_and_joined_to_the_sampled_rows(running: RunningServer
     status, answer = post(running, "/v2/models/iris/feedback", body)
 
     assert status == 200, answer
-    assert answer == {"model": "iris", "labels": 4, "matched": 4}
+    assert answer == {"model": "iris", "labels": 4, "matched": 4, "skipped": 0,
+                      "skipped_ids": []}
     labels = labels_of(running)
     assert labels[("req-0", 1)] == 0 and labels[("req-1", 0)] == 1
     assert labels[("req-2", 0)] == labels[("req-2", 1)] == 2
@@ -134,16 +135,40 @@ def test_a_compact_body_labels_every_row_of_one_request(running: RunningServer) 
     assert labels_of(running)[("req-0", 0)] == labels_of(running)[("req-0", 1)] == 1
 
 
-def test_an_unknown_request_id_is_refused_by_name_and_nothing_is_stored(
-        running: RunningServer) -> None:
-    before = labels_of(running)
-    body = {"labels": [{"id": "req-0", "row": 0, "label": 1}, {"id": "no-such-request",
+def test_labels_of_requests_not_sampled_are_skipped_and_named(running: RunningServer) -> None:
+    body = {"labels": [{"id": "req-0", "row": 0, "label": 1}, {"id": "not-sampled",
                                                                  "label": 1}]}
 
     status, answer = post(running, "/v2/models/iris/feedback", body)
 
+    assert status == 200, answer
+    assert answer == {"model": "iris", "labels": 1, "matched": 1, "skipped": 1,
+                      "skipped_ids": ["not-sampled"]}
+    assert labels_of(running)[("req-0", 0)] == 1
+    schema = {"$ref": "#/components/schemas/FeedbackResponse",
+              "components": DOCUMENT["components"]}
+    OAS30Validator(schema).validate(answer)
+
+
+def test_an_unknown_request_id_alone_is_refused_by_name_and_nothing_is_stored(
+        running: RunningServer) -> None:
+    before = labels_of(running)
+    body = {"labels": [{"id": "no-such-request", "label": 1}, {"id": "nor-this", "label": 2}]}
+
+    status, answer = post(running, "/v2/models/iris/feedback", body)
+
     assert status == 400
-    assert "no-such-request" in answer["error"] and "req-0" not in answer["error"]
+    assert "no-such-request" in answer["error"] and "nor-this" in answer["error"]
+    assert labels_of(running) == before
+
+
+def test_a_bad_label_refuses_the_whole_call(running: RunningServer) -> None:
+    before = labels_of(running)
+    body = {"labels": [{"id": "req-0", "row": 0, "label": 1}, {"id": "req-1", "label": 9}]}
+
+    status, answer = post(running, "/v2/models/iris/feedback", body)
+
+    assert status == 400 and "req-1" in answer["error"]
     assert labels_of(running) == before
 
 
@@ -266,12 +291,25 @@ def test_ferry_feedback_attaches_a_csv(captured: str, tmp_path: Path) -> None:
     code, out, err = ferry_feedback(captured, str(labels), "--json")
 
     assert code == 0, err
-    assert json.loads(out) == {"model": "iris", "labels": 2, "matched": 2}
+    assert json.loads(out) == {"model": "iris", "labels": 2, "matched": 2, "skipped": 0,
+                               "skipped_ids": []}
     assert stored_labels() == [2, None, 1]
 
 
+def test_ferry_feedback_says_which_labels_it_skipped(captured: str, tmp_path: Path) -> None:
+    labels = write_csv(tmp_path / "labels.csv", "id,row,label\ncli-0,1,2\nnope,0,1\nnope,1,1\n")
+
+    code, out, err = ferry_feedback(captured, str(labels))
+
+    assert code == 0, err
+    assert " ".join(out.split()) == ("attached 1 labels to iris; 1 name a sampled row; skipped 2"
+                                     " labels of requests the capture did not sample, among"
+                                     " them nope")
+    assert stored_labels() == [None, 2, None]
+
+
 @pytest.mark.parametrize(("text", "named"), [
-    ("id,row,label\ncli-0,0,2\nnope,0,1\n", "nope"),
+    ("id,row,label\nnope,0,1\n", "nope"),
     ("id,row,label\ncli-0,0,setosa\n", "setosa"),
     ("id,row,label\ncli-0,x,1\n", "line 2"),
     ("request,label\ncli-0,1\n", "missing id"),

@@ -36,15 +36,15 @@ import os
 from collections.abc import Callable, Mapping
 
 from ferry.errors import InvalidInputError
-from ferry.monitor.store.base import Label, MonitoringStore, Retention
+from ferry.monitor.store.base import Attached, Label, MonitoringStore, Retention
 from ferry.monitor.store.engines import parse_url
 from ferry.monitor.store.memory import MemoryStore
 from ferry.monitor.store.records import EVENTS_SCHEMA, events_from_table
 from ferry.monitor.store.sql import SqlStore
 from ferry.settings import Settings
 
-__all__ = ["EVENTS_SCHEMA", "Label", "MemoryStore", "MonitoringStore", "Retention", "SqlStore",
-           "default_url", "events_from_table", "open_store", "register_backend"]
+__all__ = ["EVENTS_SCHEMA", "Attached", "Label", "MemoryStore", "MonitoringStore", "Retention",
+           "SqlStore", "default_url", "events_from_table", "open_store", "register_backend"]
 
 DEFAULT_MONITORING_FILE = "monitoring.db"
 MONITORING_URL_VARIABLE = "FERRY_MONITORING_URL"

@@ -36,6 +36,21 @@ Label = tuple[str, int, Any]
 
 
 @dataclass(frozen=True, slots=True)
+class Attached:
+    """What a store did with one call's labels."""
+
+    labels: int
+    """Labels stored: those that name a request the store sampled for the model (a later
+    label for the same row replaces the earlier)."""
+    matched: int
+    """Of the rows labelled, those the sampler kept (a row past them joins nothing)."""
+    skipped: int = 0
+    """Labels not stored, as they name requests the store did not sample for the model."""
+    skipped_ids: tuple[str, ...] = ()
+    """The first of those requests' ids (`ferry.monitor.store.labels.SHOWN_UNKNOWN`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Retention:
     """How long each kind of record is kept before `purge` removes it."""
 
@@ -96,10 +111,13 @@ class MonitoringStore(ABC):
         output, and `label` (null until feedback names the row)."""
 
     @abstractmethod
-    def attach_labels(self, model: str, labels: Sequence[Label]) -> int:
-        """Record true answers; a later label for the same row replaces the earlier. Returns how
-        many labels name a sampled row. Request ids whose rows the store did not sample for
-        `model` are refused (InvalidInputError naming them) and then nothing is written."""
+    def attach_labels(self, model: str, labels: Sequence[Label]) -> Attached:
+        """Record true answers; a later label for the same row replaces the earlier. Labels of
+        requests the store did not sample for `model` are skipped and counted: under load the
+        capture samples a share of the requests, and a client labels all of its own. When no
+        label names a sampled request, the call is refused (InvalidInputError naming the ids:
+        a mistyped id or another model's) and nothing is written; so is a call with a row
+        that is not an index."""
 
     @abstractmethod
     def write_results(self, results: Sequence[MonitorResult]) -> None: ...

@@ -1,12 +1,15 @@
 """Late labels: which requests a label may name, and the rows a store writes for them.
 
-A label may name a request whose rows the store sampled: that is what it is joined to, and
-what tells a mistyped id, or another model's, from a real one. Requests known only by their
-event are refused too, because looking them up needs an index on the events' request ids,
-and random ids in a B-tree cut the embedded store's event appends to a third, falling as the
-table grows (bench/monitor/RESULTS.md). A label takes its request's version and time, so
-labels are read, and purged, with the samples of that version and time; one that names a
-row of the request that was not sampled is kept but matches nothing.
+A label is stored when it names a request whose rows the store sampled: that is what it is
+joined to. Labels of other requests are skipped and counted (under load the capture samples
+a share of the requests, while a client labels all of its own); a call none of whose labels
+names a sampled request is refused, naming the ids (a mistyped id, another model's). Requests
+known only by their event count as not sampled, because looking them up needs an index on
+the events' request ids, and random ids in a B-tree cut the embedded store's event appends
+to a third, falling as the table grows (bench/monitor/RESULTS.md). A label takes its
+request's version and time, so labels are read, and purged, with the samples of that version
+and time; one that names a row of the request that was not sampled is kept but matches
+nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from dataclasses import dataclass
 from numbers import Integral
 
 from ferry.errors import InvalidInputError
-from ferry.monitor.store.base import Label
+from ferry.monitor.store.base import Attached, Label
 from ferry.monitor.store.samples import label_json
 
 SHOWN_UNKNOWN = 10
@@ -62,18 +65,40 @@ def request_ids(labels: Sequence[Label]) -> list[str]:
     return list(dict.fromkeys(request_id for request_id, _, _ in labels))
 
 
-def label_rows(model: str, labels: Sequence[Label],
-               known: Mapping[str, KnownRequest]) -> list[LabelRow]:
-    """The rows to store, one per (request_id, row), the last label given winning; refuses
-    the whole batch when it names a request the store does not know."""
-    refuse_unknown(model, (request_id for request_id in request_ids(labels)
-                           if request_id not in known))
+@dataclass(frozen=True, slots=True)
+class LabelPlan:
+    """What a store writes for one call's labels, and what it tells the caller."""
+
+    rows: list[LabelRow]
+    attached: Attached
+
+
+def label_plan(model: str, labels: Sequence[Label],
+               known: Mapping[str, KnownRequest]) -> LabelPlan:
+    """What to store of `labels`: those of requests in `known`; the rest are skipped, and
+    refused when no label names a known request (`refuse_unknown`)."""
+    named = request_ids(labels)
+    unknown = [request_id for request_id in named if request_id not in known]
+    if len(unknown) == len(named):
+        refuse_unknown(model, unknown)
+    stored = _label_rows(model, labels, known)
+    skipped = sum(request_id not in known for request_id, _, _ in labels)
+    return LabelPlan(stored, Attached(len(labels) - skipped, matched(stored, known), skipped,
+                                      tuple(unknown[:SHOWN_UNKNOWN])))
+
+
+def _label_rows(model: str, labels: Sequence[Label],
+                known: Mapping[str, KnownRequest]) -> list[LabelRow]:
+    """One row per (request_id, row) of a known request, the last label given winning (every
+    label's row checked, known or not)."""
     rows: dict[tuple[str, int], LabelRow] = {}
     for request_id, row, label in labels:
-        request = known[request_id]
         index = _row_index(request_id, row)
-        rows[request_id, index] = LabelRow(model, request.version, request_id, index,
-                                           request.ts_us, label_json(request_id, index, label))
+        request = known.get(request_id)
+        if request is not None:
+            rows[request_id, index] = LabelRow(model, request.version, request_id, index,
+                                               request.ts_us,
+                                               label_json(request_id, index, label))
     return list(rows.values())
 
 

@@ -19,7 +19,7 @@ from ferry.monitor.events import MonitorResult, SampledRows
 from ferry.monitor.store import event_chunks
 from ferry.monitor.store import labels as label_rules
 from ferry.monitor.store import samples as sampling
-from ferry.monitor.store.base import Label, MonitoringStore, Retention
+from ferry.monitor.store.base import Attached, Label, MonitoringStore, Retention
 from ferry.monitor.store.chunks import in_range
 from ferry.monitor.store.records import (
     check_limit,
@@ -82,12 +82,12 @@ class MemoryStore(MonitoringStore):
                       and _within(row.ts_us, low, high)]
         return sampling.answer(chunks, low, high, labels)
 
-    def attach_labels(self, model: str, labels: Sequence[Label]) -> int:
+    def attach_labels(self, model: str, labels: Sequence[Label]) -> Attached:
         with self._lock:
             known = self._known(model, label_rules.request_ids(labels))
-            rows = label_rules.label_rows(model, labels, known)
-            self._labels.update({(model, row.request_id, row.row): row for row in rows})
-        return label_rules.matched(rows, known)
+            plan = label_rules.label_plan(model, labels, known)
+            self._labels.update({(model, row.request_id, row.row): row for row in plan.rows})
+        return plan.attached
 
     def _known(self, model: str, request_ids: list[str]) -> dict[str, label_rules.KnownRequest]:
         return label_rules.known_requests(key for request_id in request_ids

@@ -26,7 +26,7 @@ from ferry.monitor.store import chunks as chunking
 from ferry.monitor.store import compaction, event_chunks
 from ferry.monitor.store import labels as label_rules
 from ferry.monitor.store import samples as sampling
-from ferry.monitor.store.base import Label, MonitoringStore, Retention
+from ferry.monitor.store.base import Attached, Label, MonitoringStore, Retention
 from ferry.monitor.store.engines import postgres_engine, sqlite_engine, transaction
 from ferry.monitor.store.records import (
     check_limit,
@@ -131,13 +131,14 @@ class SqlStore(MonitoringStore):
                       for row in connection.execute(_label_query(model, version, low, high))]
         return sampling.answer(chunks, low, high, stored)
 
-    def attach_labels(self, model: str, given: Sequence[Label]) -> int:
+    def attach_labels(self, model: str, given: Sequence[Label]) -> Attached:
         with transaction(self.engine, write=True) as connection:
             known = _known(connection, model, label_rules.request_ids(given))
-            rows = label_rules.label_rows(model, given, known)
-            if rows:
-                connection.execute(_upsert_labels(connection), [_label_row(row) for row in rows])
-        return label_rules.matched(rows, known)
+            plan = label_rules.label_plan(model, given, known)
+            if plan.rows:
+                connection.execute(_upsert_labels(connection),
+                                   [_label_row(row) for row in plan.rows])
+        return plan.attached
 
     def write_results(self, batch: Sequence[MonitorResult]) -> None:
         rows = [result_row(result) for result in batch]

@@ -143,9 +143,12 @@ def _feedback_schemas() -> dict[str, Schema]:
                 {"oneOf": [ref("FeedbackLabel"), ref("FeedbackRows")]}, minItems=1,
                 maxItems=MAX_LABELS_PER_CALL)}), "additionalProperties": False},
             ref("FeedbackRows")]},
-        "FeedbackResponse": _object(["model", "labels", "matched"], {
+        "FeedbackResponse": _object(["model", "labels", "matched", "skipped", "skipped_ids"], {
             "model": STRING, "labels": {**COUNT, "description": "labels stored"},
-            "matched": {**COUNT, "description": "those naming a sampled row"}}),
+            "matched": {**COUNT, "description": "those naming a sampled row"},
+            "skipped": {**COUNT, "description": "labels not stored: their requests were not"
+                                                " sampled"},
+            "skipped_ids": _array(STRING, description="the first of those requests' ids")}),
     }
 
 
