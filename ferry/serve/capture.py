@@ -74,7 +74,7 @@ class RecorderCapture:
                  _outputs_json(ok, pending))
         if self.capture.offer(event) and ok and pending is not None:
             self.capture.sample((served.name, served.version.version), int(ended),
-                                pending.queued.rows, record)
+                                pending.queued.rows, record.request_bytes, record)
 
     def close(self) -> None:
         self.capture.close()
@@ -97,7 +97,6 @@ class SampledRequest:
 
     id: str
     count: int
-    request_bytes: int
     layout: SignatureLayout
     inputs: Mapping[str, np.ndarray]
     outputs: Mapping[str, np.ndarray]
@@ -107,9 +106,9 @@ class SampledRequest:
         """An answered record's rows (the recorders sample only those with a served model, a
         queued inference and its outputs)."""
         pending = cast(PendingInference, record.pending)
-        return cls(request_id(record), pending.queued.rows, record.request_bytes,
-                   SignatureLayout(_served(record).signature), pending.queued.inputs,
-                   pending.queued.future.result())
+        return cls(request_id(record), pending.queued.rows,
+                   SignatureLayout(_served(record).signature),
+                   pending.queued.inputs, pending.queued.future.result())
 
     def request_id(self) -> str:
         return self.id

@@ -80,7 +80,7 @@ def held_after_sampling(capture: Capture, count: int) -> list[bool]:
     offered = [Held(number) for number in range(count)]
     alive = [weakref.ref(request.values) for request in offered]
     for request in offered:
-        capture.sample((MODEL, 1), second, request.count, request)
+        capture.sample((MODEL, 1), second, request.count, request.request_bytes, request)
     del offered, request
     gc.collect()
     return [ref() is not None for ref in alive]
@@ -94,6 +94,21 @@ def test_the_slots_hold_requests_only_within_the_byte_bound() -> None:
     assert held_after_sampling(capture, 50) == [True] * 10 + [False] * 40
     capture.close()
     assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(10)]
+
+
+def test_a_request_past_the_byte_bound_is_not_turned_into_rows() -> None:
+    built: list[int] = []
+
+    def rows_of(request: Held) -> Held:
+        built.append(int(request.values[0]))
+        return request
+
+    store = MemoryStore()
+    capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=1_000),
+                      rows_of=rows_of)
+    held_after_sampling(capture, 50)
+    capture.close()
+    assert built == list(range(10))
 
 
 def test_a_request_no_slot_takes_is_let_go_at_once() -> None:

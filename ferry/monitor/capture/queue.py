@@ -97,10 +97,11 @@ class Capture:
             self._wake.set()
         return True
 
-    def sample(self, key: Key, second: int, count: int, request: Any) -> None:
-        """Offer an answered request's `count` rows to the sampler (`Sampler.offer`)."""
+    def sample(self, key: Key, second: int, count: int, size: int, request: Any) -> None:
+        """Offer an answered request's `count` rows (`size` request bytes) to the sampler
+        (`Sampler.offer`)."""
         if self.settings.sample_rows_per_s:
-            self.sampler.offer(key, second, count, request)
+            self.sampler.offer(key, second, count, size, request)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued and every reservoir, then close the store."""

@@ -39,15 +39,11 @@ class Layout(Protocol):
 
 
 class RequestRows(Protocol):
-    """The rows of one answered request that a slot took: the sampler reads `count` and
-    `request_bytes` then, and calls `tensors()` and `request_id()` when its second ends."""
+    """The rows of one answered request that a slot took: the sampler reads `count` and calls
+    `tensors()` and `request_id()` when its second ends."""
 
     @property
     def count(self) -> int: ...
-
-    @property
-    def request_bytes(self) -> int:
-        """What holding the request costs, counted against `Sampler.max_held_bytes`."""
 
     def request_id(self) -> str: ...
 
@@ -120,11 +116,12 @@ class Sampler:
         self._lock = threading.Lock()
 
     def add(self, model: str, version: int, rows: GivenRows) -> None:
-        self.offer((model, version), int(rows.ended), rows.count, rows)
+        self.offer((model, version), int(rows.ended), rows.count, rows.request_bytes, rows)
 
-    def offer(self, key: Key, second: int, count: int, request: Any) -> None:
-        """A request of `count` rows of the model version `key` that ended in `second`:
-        `rows_of(request)` is called only when a slot takes one of its rows."""
+    def offer(self, key: Key, second: int, count: int, size: int, request: Any) -> None:
+        """A request of `count` rows and `size` bytes of the model version `key` that ended
+        in `second`: `rows_of(request)` is called only when a slot takes one of its rows and
+        its bytes fit the bound."""
         with self._lock:
             current = self._seconds.get(key)
             if current is None or current.second != second:
@@ -132,18 +129,16 @@ class Sampler:
             start = current.seen
             current.seen = start + count
             if current.seen >= current.next:
-                current.take(self._held(request, current), start)
+                current.take(self._held(request, size, current), start)
 
-    def _held(self, request: Any, second: _Second) -> RequestRows | None:
-        """The request's rows, counted as held until `second` is taken; None when they would
-        pass the byte bound."""
-        rows = self.rows_of(request)
-        size = rows.request_bytes
+    def _held(self, request: Any, size: int, second: _Second) -> RequestRows | None:
+        """The request's rows, counted as held until `second` is taken; None (and not built)
+        when its `size` would pass the byte bound."""
         if self.max_held_bytes is not None and self.held_bytes + size > self.max_held_bytes:
             return None
         self.held_bytes += size
         second.held_bytes += size
-        return rows
+        return self.rows_of(request)
 
     def _second(self, key: Key, second: int, previous: _Second | None) -> _Second:
         """The reservoir of the model version's `second`; its `previous` one is finished."""
