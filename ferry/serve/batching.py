@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -37,6 +38,7 @@ from ferry.serve.defaults import (
 )
 
 Arrays = dict[str, np.ndarray]
+Observed = TypeVar("Observed")
 RunBatch = Callable[[Arrays], Arrays]
 
 DEFAULT_RETRY_AFTER_S = 1.0
@@ -100,6 +102,9 @@ class QueuedRequest:
     deadline: float | None
     enqueued: float = field(default_factory=time.perf_counter)
     timing: RequestTiming | None = None
+    request_id: str | None = None
+    """The client's request id; when it gave none, one the capture makes up ("": not yet).
+    None: a request the server does not record (`/predict`), whose rows are not sampled."""
 
 
 @dataclass(slots=True)
@@ -137,14 +142,35 @@ BatchObserver = Callable[[BatchTiming], None]
 """Called on the event loop's thread once per model call, after its requests are answered."""
 
 
+@dataclass(slots=True)
+class ModelCall:
+    """One model call: its live requests, their merged inputs, the outputs (or the error the
+    call raised) and its timing (None when no request was left to run)."""
+
+    requests: list[QueuedRequest]
+    inputs: Arrays
+    outputs: Arrays | Exception
+    timing: BatchTiming | None
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.timing is None else self.timing.rows
+
+
+BatchSampler = Callable[[ModelCall], None]
+"""Called on the event loop's thread with each model call whose outputs went back to its
+requests (the capture's sampler: it copies the rows it keeps, so nothing of the call is held)."""
+
+
 class DynamicBatcher:
     """Merges concurrent `submit` calls for one model into batched `run` calls."""
 
     def __init__(self, run: RunBatch, settings: BatchSettings,
-                 observe: BatchObserver | None = None):
+                 observe: BatchObserver | None = None, sample: BatchSampler | None = None):
         self.run = run
         self.settings = settings
         self.observe = observe
+        self.sample = sample
         self._queue: deque[QueuedRequest] = deque()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -166,8 +192,8 @@ class DynamicBatcher:
         request). Must be called on the event loop's thread."""
         return self.enqueue_request(inputs, rows, timeout_s).future
 
-    def enqueue_request(self, inputs: Arrays, rows: int,
-                        timeout_s: float | None = None) -> QueuedRequest:
+    def enqueue_request(self, inputs: Arrays, rows: int, timeout_s: float | None = None,
+                        request_id: str | None = None) -> QueuedRequest:
         """`enqueue`, returning the queued request (its future and, later, its timing)."""
         if len(self._queue) >= self.settings.max_queue_size:
             raise ServerOverloadedError(
@@ -175,7 +201,8 @@ class DynamicBatcher:
                 retry_after_s=DEFAULT_RETRY_AFTER_S)
         loop = self._ensure_worker()
         deadline = None if timeout_s is None else time.perf_counter() + timeout_s
-        pending = QueuedRequest(inputs, rows, loop.create_future(), deadline)
+        pending = QueuedRequest(inputs, rows, loop.create_future(), deadline,
+                                request_id=request_id)
         self._queue.append(pending)
         assert self._wakeup is not None
         self._wakeup.set()
@@ -229,7 +256,7 @@ class DynamicBatcher:
             return
         batch = self._take()
         try:
-            self._deliver(*self._compute(batch))
+            self._deliver(self._compute(batch))
         except Exception as exc:
             log.exception("the batcher failed; failing the batch it held")
             _fail(batch, _batch_error(exc))
@@ -285,7 +312,7 @@ class DynamicBatcher:
         assert slots is not None
         try:
             loop = asyncio.get_running_loop()
-            self._deliver(*await loop.run_in_executor(self._executor, self._compute, batch))
+            self._deliver(await loop.run_in_executor(self._executor, self._compute, batch))
         except asyncio.CancelledError:  # `close()` gave up waiting for this batch
             _fail(batch, _unloaded())
             raise
@@ -330,14 +357,14 @@ class DynamicBatcher:
         self._queue.extendleft(reversed(unfit))
         return batch
 
-    def _compute(self, batch: list[QueuedRequest]) -> tuple[list[QueuedRequest], Arrays | Exception,
-                                                      BatchTiming | None]:
+    def _compute(self, batch: list[QueuedRequest]) -> ModelCall:
         """One model call for the batch's live requests (on any thread: no future is touched
         here except to fail those past their deadline, and `_deliver` sets the rest)."""
         now, cpu = time.perf_counter(), time.thread_time()
         live = [p for p in batch if not p.future.done()]
         if not live:
-            return live, {}, None
+            return ModelCall(live, {}, {}, None)
+        merged: Arrays = {}
         try:
             merged = _concatenate([p.inputs for p in live])
             merged_at = time.perf_counter()
@@ -348,29 +375,26 @@ class DynamicBatcher:
         self._cost.add(elapsed, time.thread_time() - cpu)
         timing = BatchTiming(sum(p.rows for p in live), tuple(now - p.enqueued for p in live),
                              merged_at - now, elapsed - (merged_at - now), 0.0)
-        return live, outputs, timing
+        return ModelCall(live, merged, outputs, timing)
 
-    def _deliver(self, live: list[QueuedRequest], outputs: Arrays | Exception,
-                 timing: BatchTiming | None) -> None:
-        started = time.perf_counter()
+    def _deliver(self, call: ModelCall) -> None:
+        started, live, timing = time.perf_counter(), call.requests, call.timing
         if timing is not None:
             _stamp(live, timing)
-        if isinstance(outputs, Exception):
-            _fail(live, outputs)
-        else:
-            try:
-                _split(live, outputs)
-            except Exception as exc:  # outputs that do not split back into the requests
-                _fail(live, _batch_error(exc))
+        answered = _answer(live, call.outputs)
         if self.observe is not None and timing is not None:
-            self._observe(replace(timing, output_s=time.perf_counter() - started))
+            _after_answers(self.observe, replace(timing, output_s=time.perf_counter() - started))
+        if answered and self.sample is not None:
+            _after_answers(self.sample, call)
 
-    def _observe(self, timing: BatchTiming) -> None:
-        assert self.observe is not None
-        try:
-            self.observe(timing)
-        except Exception:  # the requests are answered; a broken observer costs only figures
-            log.exception("the batch observer failed")
+
+def _after_answers(hook: Callable[[Observed], None], observed: Observed) -> None:
+    """Call a batch's observer or sampler: the requests are answered, so one that fails
+    costs only its own figures or samples."""
+    try:
+        hook(observed)
+    except Exception:
+        log.exception("the batch's %s failed", getattr(hook, "__qualname__", "observer"))
 
 
 def _stamp(live: list[QueuedRequest], timing: BatchTiming) -> None:
@@ -378,6 +402,19 @@ def _stamp(live: list[QueuedRequest], timing: BatchTiming) -> None:
     compute_s = timing.input_s + timing.infer_s
     for pending, wait_s in zip(live, timing.waits_s, strict=True):
         pending.timing = RequestTiming(wait_s, compute_s, timing.rows)
+
+
+def _answer(live: list[QueuedRequest], outputs: Arrays | Exception) -> bool:
+    """Give the requests their share of the outputs, or the error; whether they got outputs."""
+    if isinstance(outputs, Exception):
+        _fail(live, outputs)
+        return False
+    try:
+        _split(live, outputs)
+    except Exception as exc:  # outputs that do not split back into the requests
+        _fail(live, _batch_error(exc))
+        return False
+    return bool(live)
 
 
 def _expired(pending: QueuedRequest, now: float) -> bool:

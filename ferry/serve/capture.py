@@ -2,10 +2,10 @@
 
 `RecorderCapture` is what the request recorders call when they close a request
 (`ferry.serve.recorder.CaptureSink`): it builds the request's event as a tuple and queues it
-on `ferry.monitor.capture.queue.Capture`, and offers an answered request's rows to the
-capture's sampler. Only a request whose row a slot takes is held, as a `SampledRequest`
-(its id, tensors and outputs, not the record), until its second is written. The capture's
-thread writes:
+on `ferry.monitor.capture.queue.Capture`. Each served model version's batcher offers the
+capture's sampler the rows of every model call it answered (`batch_sampler`, `AnsweredCall`):
+the rows a slot takes are copied out with their requests' ids, so no request is held. The
+capture's thread writes:
 - the event: time, request id (the client's, or one made up), model, version and the alias
   asked for, protocol, outcome, latency, queue and compute seconds and rows of its batch,
   request and response bytes, each tensor's name, datatype and shape;
@@ -20,7 +20,6 @@ import operator
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
@@ -30,6 +29,7 @@ from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.columns import input_columns, output_columns
 from ferry.monitor.events import output_column
 from ferry.monitor.store.records import TENSOR_JSON_CACHE, TensorDescription, tensors_json
+from ferry.serve.batching import BatchSampler, ModelCall, QueuedRequest
 from ferry.serve.datatypes import from_signature
 from ferry.serve.model import PendingInference, ServedModel
 from ferry.serve.recorder import RequestRecord
@@ -43,8 +43,7 @@ def open_capture(settings: CaptureSettings, on_drop: Callable[[str], None]) -> R
     """The capture into the store `settings` names (the embedded one by default)."""
     from ferry.monitor.store import open_store
 
-    return RecorderCapture(Capture(open_store(settings.store_url), settings, on_drop,
-                                   rows_of=SampledRequest.of))
+    return RecorderCapture(Capture(open_store(settings.store_url), settings, on_drop))
 
 
 class RecorderCapture:
@@ -72,9 +71,26 @@ class RecorderCapture:
                    (timing.queue_s, timing.compute_s, timing.batch_rows)),
                  record.request_bytes, response_bytes, _inputs_json(pending),
                  _outputs_json(ok, pending))
-        if self.capture.offer(event) and ok and pending is not None:
-            self.capture.sample((served.name, served.version.version), int(ended),
-                                pending.queued.rows, record.request_bytes, record)
+        self.capture.offer(event)
+
+    def batch_sampler(self, name: str, version: int, signature: Signature) -> BatchSampler | None:
+        """What a model version's batcher calls with each model call it answered: the call's
+        rows offered to the sampler (None when no rows are sampled). A call that carried a
+        request the server does not record (`/predict`) is passed over: its rows would name
+        a request no event has."""
+        if not self.capture.settings.sample_rows_per_s:
+            return None
+        key, capture = (name, version), self.capture
+        layout = SignatureLayout(signature)
+
+        def rows_of(call: ModelCall) -> AnsweredCall:
+            return AnsweredCall(layout, call)
+
+        def sample(call: ModelCall) -> None:
+            if all(queued.request_id is not None for queued in call.requests):
+                capture.sample(key, int(time.time()), call.rows, call, rows_of)
+
+        return sample
 
     def close(self) -> None:
         self.capture.close()
@@ -89,44 +105,60 @@ def _served(record: RequestRecord) -> ServedModel:
     return cast(ServedModel, record.served)
 
 
-@dataclass(frozen=True, slots=True)
-class SampledRequest:
-    """An answered request whose rows a slot of the sampler took
-    (`ferry.monitor.capture.sampler.RequestRows`): what its sampled rows need, and nothing
-    else of the request."""
+class AnsweredCall:
+    """A model call's answered rows as the sampler takes them
+    (`ferry.monitor.capture.sampler.Rows`): the merged inputs and the outputs, row for row,
+    each row's request found by the requests' row counts."""
 
-    id: str
-    count: int
-    layout: SignatureLayout
-    inputs: Mapping[str, np.ndarray]
-    outputs: Mapping[str, np.ndarray]
+    __slots__ = ("call", "count", "layout")
 
-    @classmethod
-    def of(cls, record: RequestRecord) -> SampledRequest:
-        """An answered record's rows (the recorders sample only those with a served model, a
-        queued inference and its outputs)."""
-        pending = cast(PendingInference, record.pending)
-        return cls(request_id(record), pending.queued.rows,
-                   SignatureLayout(_served(record).signature),
-                   pending.queued.inputs, pending.queued.future.result())
-
-    def request_id(self) -> str:
-        return self.id
+    def __init__(self, layout: SignatureLayout, call: ModelCall):
+        self.layout = layout
+        self.call = call
+        self.count = call.rows
 
     def tensors(self) -> tuple[SignatureLayout, dict[str, np.ndarray]]:
-        """Its input tensors by name and its outputs as `output:<name>`."""
-        outputs = {output_column(name): values for name, values in self.outputs.items()}
-        return self.layout, {**self.inputs, **outputs}
+        """Its inputs, and its outputs as `output:<name>`, that have a row each (a lone
+        request's model may answer with a scalar, which has none to sample)."""
+        count, named = self.count, self.layout.output_names
+        tensors = {name: values for name, values in self.call.inputs.items()
+                   if values.ndim and len(values) == count}
+        for name, values in cast(Mapping[str, np.ndarray], self.call.outputs).items():
+            if values.ndim and len(values) == count:
+                tensors[named.get(name) or output_column(name)] = values
+        return self.layout, tensors
+
+    def owners(self, rows: list[int]) -> tuple[list[str], list[int]]:
+        requests, numbers = _owners(self.call.requests, rows)
+        return [queued_id(queued) for queued in requests], numbers
+
+
+def _owners(requests: list[QueuedRequest],
+            rows: list[int]) -> tuple[list[QueuedRequest], list[int]]:
+    """The request each of the call's `rows` (ascending) belongs to, and its number there."""
+    owners: list[QueuedRequest] = []
+    numbers: list[int] = []
+    found = iter(requests)
+    queued, first = next(found), 0
+    for row in rows:
+        while row >= first + queued.rows:
+            first += queued.rows
+            queued = next(found)
+        owners.append(queued)
+        numbers.append(row - first)
+    return owners, numbers
 
 
 class SignatureLayout:
     """Tensors to columns by a version's signature (`ferry.monitor.columns`). Equal when the
     signature is the same object: every request of one served version shares it."""
 
-    __slots__ = ("signature",)
+    __slots__ = ("output_names", "signature")
 
     def __init__(self, signature: Signature):
         self.signature = signature
+        self.output_names = {spec.name: output_column(spec.name) for spec in signature.outputs}
+        """Each output's column name (`output:<name>`), made once."""
 
     def __hash__(self) -> int:
         return id(self.signature)
@@ -151,12 +183,24 @@ _ids = itertools.count()
 
 
 def request_id(record: RequestRecord) -> str:
-    """The client's request id, or one made up for it (feedback needs an id to join on)."""
-    if record.pending is not None and record.pending.request.id:
-        return record.pending.request.id
+    """The client's request id, or one made up for it (feedback needs an id to join on): the
+    same one its sampled rows got, if any."""
+    if record.pending is not None:
+        return queued_id(record.pending.queued)
     if not record.request_id:
-        record.request_id = _ID_PREFIX + str(next(_ids))
+        record.request_id = _made_up_id()
     return record.request_id
+
+
+def queued_id(queued: QueuedRequest) -> str:
+    """A queued request's id (`request_id`)."""
+    if not queued.request_id:
+        queued.request_id = _made_up_id()
+    return queued.request_id
+
+
+def _made_up_id() -> str:
+    return _ID_PREFIX + str(next(_ids))
 
 
 def alias_of(asked: str | None) -> str | None:

@@ -25,6 +25,7 @@ from ferry.runtime.predictor import GraphPredictor, Outputs, Predictor
 from ferry.serve.batching import (
     Arrays,
     BatchObserver,
+    BatchSampler,
     BatchSettings,
     BatchTiming,
     DynamicBatcher,
@@ -50,7 +51,7 @@ class ServedModel:
 
     def __init__(self, version: ModelVersion, predictor: Predictor,
                  batching: BatchSettings, observe: BatchObserver | None = None,
-                 observe_stage: StageObserver | None = None):
+                 observe_stage: StageObserver | None = None, sample: BatchSampler | None = None):
         self.version = version
         self.predictor = predictor
         self.signature = predictor.signature
@@ -68,7 +69,8 @@ class ServedModel:
         """Each input's and output's protocol datatype by name, for the request path."""
         self.batching = batching
         self.statistics = ModelStatistics(self.name, self.version_label, batching.max_batch_size)
-        self.batcher = DynamicBatcher(self.run_arrays, batching, self._observer(observe))
+        self.batcher = DynamicBatcher(self.run_arrays, batching, self._observer(observe),
+                                      sample)
 
     def _observer(self, metrics: BatchObserver | None) -> BatchObserver:
         record = self.statistics.record_batch
@@ -99,7 +101,8 @@ class ServedModel:
         arrays, rows = self.arrays(request)
         wanted = self._wanted_outputs(request)
         return PendingInference(self, request, wanted,
-                                self.batcher.enqueue_request(arrays, rows, timeout_s))
+                                self.batcher.enqueue_request(arrays, rows, timeout_s,
+                                                             request.id or ""))
 
     def arrays(self, request: InferenceRequest) -> tuple[Arrays, int]:
         """The request's tensors as the model's input arrays, and the batch size."""

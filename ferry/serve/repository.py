@@ -25,9 +25,10 @@ from ferry.errors import (
 from ferry.loading import load_version
 from ferry.registry import ModelVersion, Registry
 from ferry.runtime.onnx_runtime import SessionSettings
-from ferry.serve.batching import BatchObserver, BatchSettings
+from ferry.serve.batching import BatchObserver, BatchSampler, BatchSettings
 from ferry.serve.model import ServedModel, StageObserver
 from ferry.serve.types import RepositoryEntry
+from ferry.signature import Signature
 from ferry.steps import StepsPredictor
 from ferry.text import is_whole_number
 from ferry.uri import ModelURI
@@ -66,7 +67,8 @@ class ModelRepository:
     def __init__(self, registry: Registry, batching: BatchSettings,
                  observe: Callable[[str, str], BatchObserver] | None = None,
                  session: SessionSettings | None = None, *, trust_code: bool = False,
-                 observe_stage: Callable[[str, str], StageObserver] | None = None):
+                 observe_stage: Callable[[str, str], StageObserver] | None = None,
+                 sample: Callable[[str, int, Signature], BatchSampler | None] | None = None):
         self.registry = registry
         self.batching = batching
         self.session = session
@@ -74,6 +76,9 @@ class ModelRepository:
         self.trust_code = trust_code
         """Load versions with stored pre/post steps (`ferry.steps`), running their code."""
         self.observe_stage = observe_stage
+        self.sample = sample
+        """A model version's batch sampler, given its name, number and signature (the
+        capture's, `ferry.serve.capture.RecorderCapture.batch_sampler`)."""
         self._entries: dict[str, _Entry] = {}
         self._unloaded: set[str] = set()
         self._lock = asyncio.Lock()
@@ -237,7 +242,9 @@ class ModelRepository:
         label = str(version.version)
         observe = None if self.observe is None else self.observe(version.name, label)
         stages = None if self.observe_stage is None else self.observe_stage(version.name, label)
-        served = ServedModel(version, predictor, batching, observe, stages)
+        sample = (None if self.sample is None
+                  else self.sample(version.name, version.version, predictor.signature))
+        served = ServedModel(version, predictor, batching, observe, stages, sample)
         _warm_up(served, self.registry)
         return served
 

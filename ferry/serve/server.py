@@ -82,11 +82,11 @@ class Server:
         self.metrics = ServerMetrics()
         session = SessionSettings(intra_op_threads=settings.intra_op_threads,
                                   inter_op_threads=1, spinning=False)
-        self.repository = ModelRepository(self.registry, settings.batching,
-                                          self.metrics.batch_observer, session,
-                                          trust_code=settings.trust_code,
-                                          observe_stage=self.metrics.stage_observer)
         self.capture = self._capture(settings.capture)
+        self.repository = ModelRepository(
+            self.registry, settings.batching, self.metrics.batch_observer, session,
+            trust_code=settings.trust_code, observe_stage=self.metrics.stage_observer,
+            sample=None if self.capture is None else self.capture.batch_sampler)
         self.dataplane = DataPlane(self.repository, settings, self.capture,
                                    None if self.capture is None else self.capture.store)
         self.http_port = 0

@@ -13,7 +13,7 @@ import numpy as np
 from monitor_data import MODEL, event
 
 from ferry.monitor.capture.queue import STORE_FAILED, Capture
-from ferry.monitor.capture.sampler import AsColumns
+from ferry.monitor.capture.sampler import FIRST_BUFFER_ROWS, AsColumns
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.store import MemoryStore
 from ferry.monitor.store.records import event_row
@@ -57,67 +57,62 @@ def test_a_failing_store_counts_drops_and_the_thread_keeps_going() -> None:
     assert reasons == [STORE_FAILED, STORE_FAILED] and capture.dropped == 2
 
 
-class Held:
-    """An answered request's one row, of `request_bytes` bytes."""
+class Offered:
+    """A model call's one answered row (`ferry.monitor.capture.sampler.Rows`), counting the
+    copies the sampler takes of it."""
 
-    request_bytes = 100
     count = 1
 
-    def __init__(self, number: int):
+    def __init__(self, number: int, taken: list[int]):
         self.values = np.array([float(number)])
+        self.taken = taken
 
-    def request_id(self) -> str:
-        return f"r{int(self.values[0])}"
+    @staticmethod
+    def rows(offered: Offered) -> Offered:
+        return offered
 
     def tensors(self) -> tuple[AsColumns, dict[str, np.ndarray]]:
+        self.taken.append(int(self.values[0]))
         return AsColumns(), {"x": self.values}
 
+    def owners(self, rows: list[int]) -> tuple[list[str], list[int]]:
+        return [f"r{int(self.values[0])}"] * len(rows), rows
 
-def held_after_sampling(capture: Capture, count: int) -> list[bool]:
-    """Offer `count` one-row requests that ended in the same second to the sampler; which of
-    them the capture still references (before its flush)."""
-    second = int(time.time())
-    offered = [Held(number) for number in range(count)]
-    alive = [weakref.ref(request.values) for request in offered]
-    for request in offered:
-        capture.sample((MODEL, 1), second, request.count, request.request_bytes, request)
-    del offered, request
+
+def offer_rows(capture: Capture, count: int) -> tuple[list[bool], list[int]]:
+    """Offer `count` one-row calls answered in the same second to the sampler: which of them
+    the capture still references (before its flush), and which it copied rows from."""
+    second, taken = int(time.time()), []
+    offered = [Offered(number, taken) for number in range(count)]
+    alive = [weakref.ref(rows.values) for rows in offered]
+    for rows in offered:
+        capture.sample((MODEL, 1), second, rows.count, rows, Offered.rows)
+    del offered, rows
     gc.collect()
-    return [ref() is not None for ref in alive]
+    return [ref() is not None for ref in alive], taken
 
 
-def test_the_slots_hold_requests_only_within_the_byte_bound() -> None:
-    """Past `max_queued_bytes` held, a request's rows are not sampled and nothing of it is
-    kept; the sampled rows are those of the requests that fit."""
+def test_the_slots_hold_rows_only_within_the_byte_bound() -> None:
+    """Once the buffers held reach `max_queued_bytes`, rows are not sampled, and not copied
+    either; the sampled rows are those taken before."""
     store = MemoryStore()
-    capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=1_000))
-    assert held_after_sampling(capture, 50) == [True] * 10 + [False] * 40
+    bound = FIRST_BUFFER_ROWS * 8 + 1  # just past the first buffers (8 bytes a row)
+    capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=bound))
+    _, taken = offer_rows(capture, 50)
     capture.close()
-    assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(10)]
+    kept = FIRST_BUFFER_ROWS + 1  # the row that doubled the buffers past the bound is the last
+    assert taken == list(range(kept))
+    assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [float(n) for n in range(kept)]
 
 
-def test_a_request_past_the_byte_bound_is_not_turned_into_rows() -> None:
-    built: list[int] = []
-
-    def rows_of(request: Held) -> Held:
-        built.append(int(request.values[0]))
-        return request
-
-    store = MemoryStore()
-    capture = Capture(store, CaptureSettings(flush_interval_s=60, max_queued_bytes=1_000),
-                      rows_of=rows_of)
-    held_after_sampling(capture, 50)
-    capture.close()
-    assert built == list(range(10))
-
-
-def test_a_request_no_slot_takes_is_let_go_at_once() -> None:
-    """Past the cap, only the requests the reservoir's slots hold are referenced: the others,
-    and those a later row replaced, are not kept until the flush."""
+def test_the_sampler_holds_copies_of_rows_never_what_offered_them() -> None:
+    """Past the cap, the slots hold copies of the rows they took, in the second's buffers:
+    nothing offered is referenced once it has been offered, kept or not."""
     store = MemoryStore()
     capture = Capture(store, CaptureSettings(flush_interval_s=60, sample_rows_per_s=5))
-    held = held_after_sampling(capture, 2_000)
+    alive, taken = offer_rows(capture, 2_000)
     capture.close()
     kept = store.samples(MODEL, 1)["x"].to_pylist()
-    assert sum(held) == len(kept) == 5
-    assert sorted(kept) == [float(n) for n, alive in enumerate(held) if alive]
+    assert not any(alive)
+    assert len(kept) == 5 and 5 < len(taken) < 200  # the fill, then the reservoir's jumps
+    assert set(kept) <= {float(n) for n in taken}

@@ -4,6 +4,7 @@ most the last flush interval."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -21,13 +22,16 @@ from conftest import build_registry
 from scipy import stats
 from serve_process import start_serve
 
+from ferry.monitor.capture.queue import Capture
 from ferry.monitor.capture.sampler import GivenRows, Sampler
 from ferry.monitor.capture.settings import CaptureSettings
-from ferry.monitor.store import open_store
+from ferry.monitor.store import MemoryStore, open_store
 from ferry.registry import Registry
-from ferry.serve.batching import BatchSettings
+from ferry.serve.batching import BatchSettings, DynamicBatcher, QueuedRequest
+from ferry.serve.capture import RecorderCapture
 from ferry.serve.server import RunningServer, serve_in_thread
 from ferry.serve.settings import ServeSettings
+from ferry.signature import Signature, TensorSpec
 
 MEMORY = "memory://"
 
@@ -123,6 +127,52 @@ def test_capture_under_load_loses_nothing_when_the_queue_has_room(
     assert 50 <= len(sampled) <= 50 * seconds
 
 
+def test_rows_sampled_from_one_model_call_keep_their_request_ids_and_row_numbers() -> None:
+    """The sampler takes rows from whole model calls: each kept row is named by the request
+    it came from and its row there, whatever the other requests of its call; a request
+    without an id gets one made up, the one its event will carry."""
+    store = MemoryStore()
+    capture = RecorderCapture(Capture(store, CaptureSettings(sample_rows_per_s=10_000,
+                                                             flush_interval_s=60)))
+    signature = Signature(inputs=(TensorSpec("x", "float32", (-1, 2)),),
+                          outputs=(TensorSpec("y", "float32", (-1, 2)),))
+    batcher = DynamicBatcher(lambda arrays: {"y": arrays["x"] * 2}, BatchSettings(),
+                             sample=capture.batch_sampler("m", 1, signature))
+    queued = asyncio.run(_one_call(batcher))
+    capture.close()
+    sampled = store.samples("m", 1).to_pylist()
+    assert {q.timing.batch_rows for q in queued if q.timing} == {len(sampled)} == {31}
+    unnamed = queued[-1].request_id
+    assert unnamed and unnamed not in {f"m-{i}" for i in range(15)}
+    for row in sampled:
+        i = int(row["request_id"].removeprefix("m-")) if row["request_id"] != unnamed else 15
+        assert (row["x[0]"], row["x[1]"], row["output:y[0]"]) == (i, row["row"], 2 * i)
+
+
+async def _one_call(batcher: DynamicBatcher) -> list[QueuedRequest]:
+    """16 requests of 1 to 3 rows, queued before the batcher runs: one model call. Request i
+    sends rows [i, r] and has id m-i, but the last has none."""
+    queued = [batcher.enqueue_request(
+        {"x": np.array([[i, r] for r in range(1 + i % 3)], dtype=np.float32)}, 1 + i % 3,
+        request_id=f"m-{i}" if i < 15 else "") for i in range(16)]
+    await asyncio.gather(*(q.future for q in queued))
+    return queued
+
+
+def test_rows_of_requests_the_server_does_not_record_are_not_sampled(
+        iris: tuple[Registry, np.ndarray]) -> None:
+    """`/predict` is not recorded: its rows would name a request no event has."""
+    registry, x = iris
+    running = serve(registry, CaptureSettings(store_url=MEMORY))
+    try:
+        assert post(running, "v2/models/iris/predict", {"instances": x[:3].tolist()}) == 200
+        assert post(running, "v2/models/iris/infer", iris_row(x, 0)) == 200
+    finally:
+        running.stop()
+    store = running.server.capture.store
+    assert store.samples("iris", 1)["request_id"].to_pylist() == ["req-0"]
+
+
 def test_no_capture_records_nothing(iris: tuple[Registry, np.ndarray]) -> None:
     registry, x = iris
     running = serve(registry, CaptureSettings(enabled=False))
@@ -181,6 +231,23 @@ def test_past_the_cap_every_row_of_a_second_is_equally_likely_to_be_kept() -> No
             kept += np.bincount(np.asarray(sample.columns["x"]) // 500, minlength=10)
     assert kept.sum() == 100 * 100
     assert stats.chisquare(kept).pvalue > 0.001
+
+
+def test_rows_of_different_shapes_in_one_second_are_kept_apart() -> None:
+    """Rows whose tensors differ in shape share the second's slots but not its buffers: a
+    slot that a row of the other shape replaced is written with that row only."""
+    sampler = Sampler(per_second=20, seed=3)
+    for i in range(200):
+        width = 1 + i % 2
+        values = np.full((1, width), float(i))
+        sampler.add("m", 1, GivenRows(10.5, f"r{i}", {"x": values}))
+    blocks = sampler.take(11.0, final=False)
+    assert sorted(np.shape(b.columns["x"])[1] for b in blocks) == [1, 2]
+    assert sum(len(b.row_requests or []) for b in blocks) == 20
+    for block in blocks:
+        values = np.asarray(block.columns["x"])
+        assert [f"r{int(v)}" for v in values[:, 0]] == list(block.row_requests or [])
+        assert {int(v) % 2 for v in values[:, 0]} == {values.shape[1] - 1}
 
 
 def _rows(request_id: str, ended: float, count: int) -> GivenRows:

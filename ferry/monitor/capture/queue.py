@@ -3,9 +3,9 @@
 `offer` is what the request path pays: the request's event as a tuple of plain values (built
 by the caller while the request is still in the processor's caches), a length check and a
 deque append (thread-safe in CPython). When `queue_size` events wait, a request is dropped
-and counted; nothing waits for the store. An answered request meets the sampler there too
-(`sample`): a request no slot takes is not referenced once it closes, and the slots hold at
-most `max_queued_bytes` of requests (`ferry.monitor.capture.sampler`). The thread also
+and counted; nothing waits for the store. Each model call's answered rows meet the sampler
+(`sample`): the rows a slot takes are copied, and the slots hold at most `max_queued_bytes`
+of them (`ferry.monitor.capture.sampler`). The thread also
 applies the store's retention once an hour. It wakes every `flush_interval_s`, or sooner
 once `flush_events` wait, turns the events into one table (column by column, yielding the
 interpreter every `SLICE` events, so that a request waiting for the GIL waits for a slice,
@@ -27,7 +27,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ferry.monitor.capture.sampler import Key, RequestRows, Sampler
+from ferry.monitor.capture.sampler import Key, Rows, Sampler
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.store import MonitoringStore
 from ferry.monitor.store.event_chunks import STORED_EVENTS_SCHEMA, from_columns
@@ -68,16 +68,13 @@ def _lower_priority() -> None:
 
 class Capture:
     def __init__(self, store: MonitoringStore, settings: CaptureSettings,
-                 on_drop: Callable[[str], None] = lambda reason: None,
-                 rows_of: Callable[[Any], RequestRows] | None = None):
-        """`rows_of` turns what `sample` is given into its rows, for the requests a slot
-        takes (by default it is given their rows)."""
+                 on_drop: Callable[[str], None] = lambda reason: None):
         self.store = store
         self.settings = settings
         self.on_drop = on_drop
         self.dropped = 0
         self._queue: deque[Event] = deque()
-        self.sampler = Sampler(settings.sample_rows_per_s, rows_of=rows_of,
+        self.sampler = Sampler(settings.sample_rows_per_s,
                                max_held_bytes=settings.max_queued_bytes)
         self._wake = threading.Event()
         self._stopping = False
@@ -97,11 +94,12 @@ class Capture:
             self._wake.set()
         return True
 
-    def sample(self, key: Key, second: int, count: int, size: int, request: Any) -> None:
-        """Offer an answered request's `count` rows (`size` request bytes) to the sampler
+    def sample(self, key: Key, second: int, count: int, source: Any,
+               rows_of: Callable[[Any], Rows]) -> None:
+        """Offer `count` answered rows of the model version `key` to the sampler
         (`Sampler.offer`)."""
         if self.settings.sample_rows_per_s:
-            self.sampler.offer(key, second, count, size, request)
+            self.sampler.offer(key, second, count, source, rows_of)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Write everything queued and every reservoir, then close the store."""

@@ -2,12 +2,15 @@
 then a reservoir of that size over the rest of the second (Vitter's algorithm R), so a burst
 keeps a uniform sample of itself. A second's rows are emitted once it has ended.
 
-The sampler meets every answered request on the request path, so what it does for one is
-little: past the cap it jumps from one kept row to the next (algorithm L), a request no jump
-lands on costs a comparison and is let go at once, and the random numbers are drawn
-`UNIFORM_BATCH` at a time, not one call each. Only the requests a slot takes are held until
-their second is written (bench/monitor/RESULTS.md: holding every request for the writer
-thread to sample cost the server more than the sampling itself)."""
+The server offers its rows a model call at a time (`Rows`: a batch of requests' merged
+inputs and outputs), after the call's outputs went back to its requests. Past the cap the
+sampler jumps from one kept row to the next (algorithm L): a call no jump lands on costs a
+comparison, and the rows a jump lands on are copied into the second's buffers, one row per
+slot, one assignment per tensor. Nothing of the call or its requests is held but their ids,
+and the buffers are a few arrays per second, not objects per row (bench/monitor/RESULTS.md:
+holding requests, or small copies of their rows, until their second was written cost the
+server 5 to 10 % of its throughput; buffers cost nothing measurable). The random numbers
+are drawn `UNIFORM_BATCH` at a time, not one call each."""
 
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -27,29 +30,30 @@ Key = tuple[str, int]
 _NEVER = 2**63
 UNIFORM_BATCH = 4096
 """Uniform draws fetched from the generator at once (one call costs about a microsecond)."""
+FIRST_BUFFER_ROWS = 8
+"""Rows a second's buffers start with; they double as the slots fill, up to the cap."""
 
 
 class Layout(Protocol):
-    """How a request's tensors become columns (hashable: requests whose layouts are equal are
-    stacked tensor by tensor first, then flattened once for the whole block)."""
+    """How tensors become columns (hashable: rows whose layouts are equal share buffers)."""
 
     def __hash__(self) -> int: ...
 
     def columns(self, tensors: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]: ...
 
 
-class RequestRows(Protocol):
-    """The rows of one answered request that a slot took: the sampler reads `count` and calls
-    `tensors()` and `request_id()` when its second ends."""
+class Rows(Protocol):
+    """Rows offered together, numbered from 0 (a model call's batch, or given columns)."""
 
-    @property
-    def count(self) -> int: ...
+    def tensors(self) -> tuple[Layout, Mapping[str, np.ndarray]]:
+        """Its tensors, the row first in each, not copied; and how they become columns."""
 
-    def request_id(self) -> str: ...
+    def owners(self, rows: list[int]) -> tuple[list[str], list[int]]:
+        """The request id of each of the given rows (ascending), and its number there."""
 
-    def tensors(self) -> tuple[Layout, Mapping[str, np.ndarray]] | None:
-        """Its tensors by name, the row first in each, and how they become columns; None
-        when it has none to give (it failed)."""
+
+def _same(rows: Any) -> Rows:
+    return cast(Rows, rows)
 
 
 class AsColumns:
@@ -67,7 +71,7 @@ class AsColumns:
 
 @dataclass(frozen=True, slots=True)
 class GivenRows:
-    """Rows already in columns (tests, batch jobs)."""
+    """Rows already in columns, all of one request (tests, batch jobs)."""
 
     ended: float
     given_id: str
@@ -77,38 +81,29 @@ class GivenRows:
     def count(self) -> int:
         return len(next(iter(self.given_columns.values())))
 
-    @property
-    def request_bytes(self) -> int:
-        return sum(np.asarray(values).nbytes for values in self.given_columns.values())
-
-    def request_id(self) -> str:
-        return self.given_id
-
     def tensors(self) -> tuple[Layout, Mapping[str, np.ndarray]]:
-        return AsColumns(), self.given_columns
+        return AsColumns(), {name: np.asarray(values)
+                             for name, values in self.given_columns.items()}
 
-
-def _same(request: Any) -> RequestRows:
-    return request
+    def owners(self, rows: list[int]) -> tuple[list[str], list[int]]:
+        return [self.given_id] * len(rows), rows
 
 
 class Sampler:
-    """The reservoirs of the current second of each model version, fed on the request path
-    (`offer`, under a lock that `take` holds only to collect the seconds that ended).
+    """The reservoirs of the current second of each model version, fed on the event loop's
+    thread (`offer`, under a lock that `take` holds only to collect the seconds that ended).
 
-    A request no slot takes costs a comparison and is not referenced afterwards; one that a
-    slot takes is turned into its rows by `rows_of` (once) and held until its second is
-    taken, while the request bytes held stay under `max_held_bytes` (past it, the rows the
-    slots would take are passed over)."""
+    Rows no slot takes cost a comparison; those a slot takes are copied into the second's
+    buffers and held until their second is taken. Once the buffers held reach
+    `max_held_bytes`, the rows the slots would take are passed over (not copied), so what
+    is held stays under the bound plus one second's buffers."""
 
     def __init__(self, per_second: int, seed: int | None = None, *,
-                 rows_of: Callable[[Any], RequestRows] | None = None,
                  max_held_bytes: int | None = None):
         self.per_second = per_second
-        self.rows_of = rows_of or _same
         self.max_held_bytes = max_held_bytes
         self.held_bytes = 0
-        """Request bytes of the requests the slots of seconds not yet taken hold."""
+        """Bytes of the buffers of the seconds not yet taken."""
         self._uniforms = _Uniforms(np.random.default_rng(seed))
         self._seconds: dict[Key, _Second] = {}
         self._finished: list[tuple[Key, _Second]] = []
@@ -116,12 +111,13 @@ class Sampler:
         self._lock = threading.Lock()
 
     def add(self, model: str, version: int, rows: GivenRows) -> None:
-        self.offer((model, version), int(rows.ended), rows.count, rows.request_bytes, rows)
+        self.offer((model, version), int(rows.ended), rows.count, rows)
 
-    def offer(self, key: Key, second: int, count: int, size: int, request: Any) -> None:
-        """A request of `count` rows and `size` bytes of the model version `key` that ended
-        in `second`: `rows_of(request)` is called only when a slot takes one of its rows and
-        its bytes fit the bound."""
+    def offer(self, key: Key, second: int, count: int, source: Any,
+              rows_of: Callable[[Any], Rows] = _same) -> None:
+        """`count` rows of the model version `key` answered in `second`: `rows_of(source)`
+        is called, and rows copied, only when a slot takes some of them and the buffers held
+        are under the byte bound."""
         with self._lock:
             current = self._seconds.get(key)
             if current is None or current.second != second:
@@ -129,16 +125,16 @@ class Sampler:
             start = current.seen
             current.seen = start + count
             if current.seen >= current.next:
-                current.take(self._held(request, size, current), start)
+                self._take(current, source, rows_of, start)
 
-    def _held(self, request: Any, size: int, second: _Second) -> RequestRows | None:
-        """The request's rows, counted as held until `second` is taken; None (and not built)
-        when its `size` would pass the byte bound."""
-        if self.max_held_bytes is not None and self.held_bytes + size > self.max_held_bytes:
-            return None
-        self.held_bytes += size
-        second.held_bytes += size
-        return self.rows_of(request)
+    def _take(self, second: _Second, source: Any, rows_of: Callable[[Any], Rows],
+              start: int) -> None:
+        """Copy the rows the slots take among those numbered after `start` into their slots."""
+        holdable = self.max_held_bytes is None or self.held_bytes < self.max_held_bytes
+        drawn = second.draw(start, holdable)
+        if drawn:
+            grown = second.put(rows_of(source), drawn)
+            self.held_bytes += grown
 
     def _second(self, key: Key, second: int, previous: _Second | None) -> _Second:
         """The reservoir of the model version's `second`; its `previous` one is finished."""
@@ -163,42 +159,50 @@ class Sampler:
 class _Second:
     """One model version's kept rows within one second: the reservoir's slots.
 
-    Rows are numbered from 1 in the order their requests ended. The first `capacity` are
-    kept; after that, Li's algorithm L draws how many rows to pass over before the next one
-    replaces a random slot (the same uniform sample as algorithm R), so a request that no
-    slot takes costs a comparison, not a random draw per row."""
+    Rows are numbered from 1 in the order they were offered. The first `capacity` are kept;
+    after that, Li's algorithm L draws how many rows to pass over before the next one
+    replaces a random slot (the same uniform sample as algorithm R), so rows that no slot
+    takes cost a comparison, not a random draw per row. Slot i's row is row i of the
+    buffers named by `buffers[i]`, with its request's id and its number there."""
 
     def __init__(self, second: int, capacity: int, uniforms: _Uniforms):
         self.second = second
         self.capacity = capacity
         self.seen = 0
-        self.kept: list[tuple[RequestRows, int]] = []
+        self.buffers: list[_Buffers] = []
+        self.request_ids: list[str] = []
+        self.row_numbers: list[int] = []
         self.held_bytes = 0
-        """Request bytes of the requests a slot took (replaced or not)."""
+        """Bytes of this second's buffers."""
+        self._by_shape: dict[tuple[Any, ...], _Buffers] = {}
+        self._filled = 0
         self._uniforms = uniforms
         self._weight = 1.0
         self.next = 1 if capacity else _NEVER
         """The number of the next row a slot takes."""
 
-    def take(self, rows: RequestRows | None, start: int) -> None:
-        """The rows the slots take among those numbered `start + 1` to `seen`, which are
-        `rows`' (None: pass over them)."""
+    def draw(self, start: int, holdable: bool) -> list[tuple[int, int]]:
+        """(row, slot) for each row numbered `start + 1` to `seen` that a slot takes, the row
+        counted from 0 at `start + 1`, in order (a later row may replace an earlier one).
+        When the rows cannot be held, none is taken: they are passed over."""
+        drawn: list[tuple[int, int]] = []
         while self.next <= self.seen:
-            number = self.next
-            if len(self.kept) < self.capacity:
-                self._fill(rows, number - start - 1)
+            row = self.next - start - 1
+            if self._filled < self.capacity:
+                if not holdable:
+                    self.next = self.seen + 1
+                    break
+                drawn.append((row, self._filled))
+                self._fill()
             else:
-                if rows is not None:
-                    self.kept[int(self._uniforms.next() * self.capacity)] = \
-                        (rows, number - start - 1)
+                if holdable:
+                    drawn.append((row, int(self._uniforms.next() * self.capacity)))
                 self._skip()
+        return drawn
 
-    def _fill(self, rows: RequestRows | None, row: int) -> None:
-        if rows is None:
-            self.next = self.seen + 1
-            return
-        self.kept.append((rows, row))
-        if len(self.kept) < self.capacity:
+    def _fill(self) -> None:
+        self._filled += 1
+        if self._filled < self.capacity:
             self.next += 1
         else:
             self._skip()
@@ -210,28 +214,96 @@ class _Second:
             if self._weight < 1.0 else math.inf
         self.next += int(min(jump, 2.0**62)) + 1
 
+    def put(self, rows: Rows, drawn: list[tuple[int, int]]) -> int:
+        """Copy the drawn rows into their slots (the last row drawn for a slot wins); the
+        bytes the buffers grew by."""
+        layout, tensors = rows.tensors()
+        ids, numbers = rows.owners([row for row, _ in drawn])
+        placed = {slot: (row, index) for index, (row, slot) in enumerate(drawn)}
+        buffers = self._buffers(layout, tensors)
+        grown = buffers.put(list(placed), [row for row, _ in placed.values()], tensors)
+        for slot, (_, index) in placed.items():
+            self._place(slot, buffers, ids[index], numbers[index])
+        self.held_bytes += grown
+        return grown
+
+    def _buffers(self, layout: Layout, tensors: Mapping[str, np.ndarray]) -> _Buffers:
+        """The buffers for rows of this layout, tensor names, row shapes and dtypes."""
+        key = (layout, *((name, values.shape[1:], values.dtype)
+                         for name, values in tensors.items()))
+        found = self._by_shape.get(key)
+        if found is None:
+            found = self._by_shape[key] = _Buffers(layout, tensors, self.capacity)
+        return found
+
+    def _place(self, slot: int, buffers: _Buffers, request_id: str, number: int) -> None:
+        if slot == len(self.buffers):
+            self.buffers.append(buffers)
+            self.request_ids.append(request_id)
+            self.row_numbers.append(number)
+        else:
+            self.buffers[slot] = buffers
+            self.request_ids[slot] = request_id
+            self.row_numbers[slot] = number
+
     def rows(self, model: str, version: int) -> list[SampledRows]:
-        """The kept rows as one block per layout and set of tensors (tensors stacked only now,
-        for the kept requests): one store append per second, not one per request."""
-        by_request: dict[int, tuple[RequestRows, list[int]]] = {}
-        for rows, row in self.kept:
-            by_request.setdefault(id(rows), (rows, []))[1].append(row)
-        blocks: dict[tuple[Any, ...], _Block] = {}
-        for rows, index in by_request.values():
-            found = rows.tensors()
-            if found is not None and found[1]:
-                layout, tensors = found
-                block = blocks.setdefault(_block_key(layout, tensors), _Block(layout))
-                block.add(rows, sorted(index), tensors)
+        """The kept rows, one block per buffers (one append per second, not per call)."""
+        slots: dict[int, list[int]] = {}
+        for slot, buffers in enumerate(self.buffers):
+            slots.setdefault(id(buffers), []).append(slot)
         ts = datetime.fromtimestamp(self.second, UTC)
-        return [sampled for block in blocks.values()
-                if (sampled := block.sampled(ts, model, version)) is not None]
+        return [sampled for buffers in self._by_shape.values() if id(buffers) in slots
+                if (sampled := self._sampled(ts, model, version, buffers,
+                                             slots[id(buffers)])) is not None]
+
+    def _sampled(self, ts: datetime, model: str, version: int, buffers: _Buffers,
+                 slots: list[int]) -> SampledRows | None:
+        columns = buffers.layout.columns(buffers.rows(slots))
+        if not columns:
+            return None
+        request_ids = [self.request_ids[slot] for slot in slots]
+        return SampledRows(ts=ts, request_id=request_ids[0], model=model, version=version,
+                           columns=columns, row_requests=request_ids,
+                           row_numbers=[self.row_numbers[slot] for slot in slots])
 
 
-def _block_key(layout: Layout, tensors: Mapping[str, np.ndarray]) -> tuple[Any, ...]:
-    """Requests stack into one block when their layouts, tensor names and shapes past the
-    row axis agree."""
-    return layout, *((name, np.shape(values)[1:]) for name, values in tensors.items())
+class _Buffers:
+    """Copies of kept rows that share a layout, tensor names, row shapes and dtypes: row i
+    of each array is slot i's (when the slot is this buffers')."""
+
+    def __init__(self, layout: Layout, tensors: Mapping[str, np.ndarray], capacity: int):
+        self.layout = layout
+        self.capacity = capacity
+        self.size = 0
+        self.arrays = {name: np.empty((0, *values.shape[1:]), values.dtype)
+                       for name, values in tensors.items()}
+
+    def put(self, slots: list[int], rows: list[int],
+            tensors: Mapping[str, np.ndarray]) -> int:
+        """Copy `rows` of `tensors` into `slots`; the bytes the arrays grew by."""
+        grown = self._grow(max(slots) + 1)
+        for name, values in tensors.items():
+            self.arrays[name][slots] = values[rows]
+        return grown
+
+    def _grow(self, needed: int) -> int:
+        if needed <= self.size:
+            return 0
+        size = min(max(needed, 2 * self.size, FIRST_BUFFER_ROWS), self.capacity)
+        before = sum(array.nbytes for array in self.arrays.values())
+        for name, array in self.arrays.items():
+            grown = np.empty((size, *array.shape[1:]), array.dtype)
+            grown[:self.size] = array
+            self.arrays[name] = grown
+        self.size = size
+        return sum(array.nbytes for array in self.arrays.values()) - before
+
+    def rows(self, slots: list[int]) -> dict[str, np.ndarray]:
+        """The slots' rows (the arrays themselves, trimmed, when the slots are all of them
+        in order: the common case)."""
+        if slots == list(range(len(slots))):
+            return {name: array[:len(slots)] for name, array in self.arrays.items()}
+        return {name: array[slots] for name, array in self.arrays.items()}
 
 
 class _Uniforms:
@@ -245,31 +317,3 @@ class _Uniforms:
         if not self._batch:
             self._batch = self._rng.random(UNIFORM_BATCH).tolist()
         return self._batch.pop()
-
-
-class _Block:
-    """Kept rows of several requests that share a layout and tensor names."""
-
-    def __init__(self, layout: Layout) -> None:
-        self.layout = layout
-        self.parts: dict[str, list[np.ndarray]] = {}
-        self.requests: list[str] = []
-        self.numbers: list[int] = []
-
-    def add(self, rows: RequestRows, index: list[int],
-            tensors: Mapping[str, np.ndarray]) -> None:
-        every = len(index) == rows.count
-        for name, values in tensors.items():
-            self.parts.setdefault(name, []).append(values if every else values[index])
-        self.requests += [rows.request_id()] * len(index)
-        self.numbers += index
-
-    def sampled(self, ts: datetime, model: str, version: int) -> SampledRows | None:
-        stacked = {name: parts[0] if len(parts) == 1 else np.concatenate(parts)
-                   for name, parts in self.parts.items()}
-        columns = self.layout.columns(stacked)
-        if not columns:
-            return None
-        return SampledRows(ts=ts, request_id=self.requests[0], model=model, version=version,
-                           columns=columns, row_requests=self.requests,
-                           row_numbers=self.numbers)

@@ -26,8 +26,8 @@ class CaptureSettings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     """Requests waiting to be written; more are dropped and counted."""
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
-    """Request bytes the sampler may hold (requests whose rows it keeps until their second is
-    written); a request that would pass it is not offered for sampling."""
+    """Bytes of sampled rows the sampler may hold until their second is written; rows that
+    would pass it are not sampled."""
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     flush_events: int = DEFAULT_FLUSH_EVENTS
     sample_rows_per_s: int = DEFAULT_ROWS_PER_S
