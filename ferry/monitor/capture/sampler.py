@@ -215,14 +215,14 @@ class _Second:
         self.next += int(min(jump, 2.0**62)) + 1
 
     def put(self, rows: Rows, drawn: list[tuple[int, int]]) -> int:
-        """Copy the drawn rows into their slots (the last row drawn for a slot wins); the
-        bytes the buffers grew by."""
+        """Copy the drawn rows into their slots, in order (a later row drawn for a slot
+        replaces an earlier one); the bytes the buffers grew by."""
         layout, tensors = rows.tensors()
         ids, numbers = rows.owners([row for row, _ in drawn])
-        placed = {slot: (row, index) for index, (row, slot) in enumerate(drawn)}
         buffers = self._buffers(layout, tensors)
-        grown = buffers.put(list(placed), [row for row, _ in placed.values()], tensors)
-        for slot, (_, index) in placed.items():
+        grown = buffers.reserve(max(slot for _, slot in drawn) + 1)
+        for index, (row, slot) in enumerate(drawn):
+            buffers.put(slot, row, tensors)
             self._place(slot, buffers, ids[index], numbers[index])
         self.held_bytes += grown
         return grown
@@ -278,15 +278,14 @@ class _Buffers:
         self.arrays = {name: np.empty((0, *values.shape[1:]), values.dtype)
                        for name, values in tensors.items()}
 
-    def put(self, slots: list[int], rows: list[int],
-            tensors: Mapping[str, np.ndarray]) -> int:
-        """Copy `rows` of `tensors` into `slots`; the bytes the arrays grew by."""
-        grown = self._grow(max(slots) + 1)
+    def put(self, slot: int, row: int, tensors: Mapping[str, np.ndarray]) -> None:
+        """Copy `row` of `tensors` into `slot`, one plain assignment per tensor (a list index
+        costs numpy's fancy indexing: seven times as long)."""
         for name, values in tensors.items():
-            self.arrays[name][slots] = values[rows]
-        return grown
+            self.arrays[name][slot] = values[row]
 
-    def _grow(self, needed: int) -> int:
+    def reserve(self, needed: int) -> int:
+        """Room for `needed` slots; the bytes the arrays grew by."""
         if needed <= self.size:
             return 0
         size = min(max(needed, 2 * self.size, FIRST_BUFFER_ROWS), self.capacity)
