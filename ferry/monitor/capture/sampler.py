@@ -7,10 +7,10 @@ inputs and outputs), after the call's outputs went back to its requests. Past th
 sampler jumps from one kept row to the next (algorithm L): a call no jump lands on costs a
 comparison, and the rows a jump lands on are copied into the second's buffers, one row per
 slot, one assignment per tensor. Nothing of the call or its requests is held but their ids,
-and the buffers are a few arrays per second, not objects per row (bench/monitor/RESULTS.md:
-holding requests, or small copies of their rows, until their second was written cost the
-server 5 to 10 % of its throughput; buffers cost nothing measurable). The random numbers
-are drawn `UNIFORM_BATCH` at a time, not one call each."""
+and the buffers are a few arrays per second, not objects per row. The random numbers are
+drawn `UNIFORM_BATCH` at a time, not one call each. (bench/monitor/RESULTS.md: this costs
+the server what sampling each request as it closed did, within 1 %; the cost is in the
+takes, a few hundred a second, and the write of each second's rows.)"""
 
 from __future__ import annotations
 

@@ -26,8 +26,9 @@ class CaptureSettings:
     queue_size: int = DEFAULT_QUEUE_SIZE
     """Requests waiting to be written; more are dropped and counted."""
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
-    """Bytes of sampled rows the sampler may hold until their second is written; rows that
-    would pass it are not sampled."""
+    """Bytes of sampled rows the sampler may hold until their second is written: once its
+    buffers reach it, no more rows are sampled until seconds are written (a buffer's last
+    doubling may pass it)."""
     flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S
     flush_events: int = DEFAULT_FLUSH_EVENTS
     sample_rows_per_s: int = DEFAULT_ROWS_PER_S
