@@ -116,3 +116,24 @@ def test_the_sampler_holds_copies_of_rows_never_what_offered_them() -> None:
     assert not any(alive)
     assert len(kept) == 5 and 5 < len(taken) < 200  # the fill, then the reservoir's jumps
     assert set(kept) <= {float(n) for n in taken}
+
+
+class Broken(Offered):
+    def tensors(self) -> tuple[AsColumns, dict[str, np.ndarray]]:
+        raise ValueError("a tensor that cannot be copied")
+
+
+def test_rows_that_could_not_be_copied_leave_their_slots_empty() -> None:
+    """A copy that fails (the batcher logs it) loses only its own rows: the others of the
+    second are still kept and written."""
+    store = MemoryStore()
+    capture = Capture(store, CaptureSettings(flush_interval_s=60))
+    second, taken = int(time.time()), []
+    for number in range(5):
+        offered = (Broken if number == 2 else Offered)(number, taken)
+        try:
+            capture.sample((MODEL, 1), second, 1, offered, Offered.rows)
+        except ValueError:
+            assert number == 2
+    capture.close()
+    assert sorted(store.samples(MODEL, 1)["x"].to_pylist()) == [0.0, 1.0, 3.0, 4.0]

@@ -169,7 +169,8 @@ class _Second:
         self.second = second
         self.capacity = capacity
         self.seen = 0
-        self.buffers: list[_Buffers] = []
+        self.buffers: list[_Buffers | None] = []
+        """Each slot's buffers (None: a slot whose rows could not be copied)."""
         self.request_ids: list[str] = []
         self.row_numbers: list[int] = []
         self.held_bytes = 0
@@ -237,20 +238,22 @@ class _Second:
         return found
 
     def _place(self, slot: int, buffers: _Buffers, request_id: str, number: int) -> None:
-        if slot == len(self.buffers):
-            self.buffers.append(buffers)
-            self.request_ids.append(request_id)
-            self.row_numbers.append(number)
-        else:
-            self.buffers[slot] = buffers
-            self.request_ids[slot] = request_id
-            self.row_numbers[slot] = number
+        """Slot `slot`'s row, copied (slots that an earlier copy failed to fill stay empty)."""
+        missing = slot + 1 - len(self.buffers)
+        if missing > 0:
+            self.buffers += [None] * missing
+            self.request_ids += [""] * missing
+            self.row_numbers += [0] * missing
+        self.buffers[slot] = buffers
+        self.request_ids[slot] = request_id
+        self.row_numbers[slot] = number
 
     def rows(self, model: str, version: int) -> list[SampledRows]:
         """The kept rows, one block per buffers (one append per second, not per call)."""
         slots: dict[int, list[int]] = {}
         for slot, buffers in enumerate(self.buffers):
-            slots.setdefault(id(buffers), []).append(slot)
+            if buffers is not None:
+                slots.setdefault(id(buffers), []).append(slot)
         ts = datetime.fromtimestamp(self.second, UTC)
         return [sampled for buffers in self._by_shape.values() if id(buffers) in slots
                 if (sampled := self._sampled(ts, model, version, buffers,
