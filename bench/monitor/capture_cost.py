@@ -119,28 +119,43 @@ def measured(env: dict[str, str], args: argparse.Namespace) -> dict[str, list[di
             process.wait(timeout=60)
 
 
-def shared(env: dict[str, str], servers: Servers, duration: float) -> dict[str, Any]:
-    """Both servers loaded at once, sharing core 0 in the same seconds: requests per second
-    of each server's own CPU time (all threads), so the host's speed, which changes from
-    minute to minute, cancels out of the ratio."""
-    benches = {c: start_load(env, port, duration) for c, (_, port) in servers.items()}
+SHARED_SETTLE_S = WARMUP_S + 0.5
+"""From starting the `ferry bench` processes to the first CPU reading: their start-up and
+warm-up."""
+
+Loaded = dict[str, tuple[dict[str, str], subprocess.Popen[bytes], int]]
+"""Servers by name: the environment their load runs in, the process and its HTTP port."""
+
+
+def loaded_at_once(servers: Loaded, duration: float) -> dict[str, dict[str, Any]]:
+    """Every server loaded at once, sharing core 0 in the same seconds: `ferry bench`'s
+    figures for each, with the cores it used and its requests per second of its own CPU time
+    (all threads), in which the host's speed, changing from minute to minute, cancels out
+    between servers (`capture_variants.py` compares any number this way)."""
+    benches = {name: start_load(env, port, duration) for name, (env, _, port) in servers.items()}
     time.sleep(SHARED_SETTLE_S)
-    before = {c: (cpu_seconds(p.pid), time.perf_counter()) for c, (p, _) in servers.items()}
+    before = {name: _cpu_and_clock(process) for name, (_, process, _) in servers.items()}
     time.sleep(duration - 1.0)
-    after = {c: (cpu_seconds(p.pid), time.perf_counter()) for c, (p, _) in servers.items()}
-    figures = {("on" if c else "off"): finished(bench) for c, bench in benches.items()}
-    for capture, name in ((True, "on"), (False, "off")):
-        cores = ((after[capture][0] - before[capture][0])
-                 / (after[capture][1] - before[capture][1]))
-        figures[name] |= {"cores": cores, "req_per_cpu_s": figures[name]["req_s"] / cores}
-    figures["ratio"] = figures["on"]["req_per_cpu_s"] / figures["off"]["req_per_cpu_s"]
-    print(json.dumps({"shared": figures}), flush=True)
+    after = {name: _cpu_and_clock(process) for name, (_, process, _) in servers.items()}
+    figures = {name: finished(bench) for name, bench in benches.items()}
+    for name, figure in figures.items():
+        cores = (after[name][0] - before[name][0]) / (after[name][1] - before[name][1])
+        figure |= {"cores": cores, "req_per_cpu_s": figure["req_s"] / cores}
     return figures
 
 
-SHARED_SETTLE_S = WARMUP_S + 0.5
-"""From starting both `ferry bench` processes to the first CPU reading: their start-up and
-warm-up."""
+def _cpu_and_clock(process: subprocess.Popen[bytes]) -> tuple[float, float]:
+    return cpu_seconds(process.pid), time.perf_counter()
+
+
+def shared(env: dict[str, str], servers: Servers, duration: float) -> dict[str, Any]:
+    """The two servers loaded at once: `loaded_at_once`, and on / off as `ratio`."""
+    figures: dict[str, Any] = loaded_at_once(
+        {("on" if capture else "off"): (env, *server) for capture, server in servers.items()},
+        duration)
+    figures["ratio"] = figures["on"]["req_per_cpu_s"] / figures["off"]["req_per_cpu_s"]
+    print(json.dumps({"shared": figures}), flush=True)
+    return figures
 
 
 def paired(env: dict[str, str], servers: Servers, index: int, duration: float) -> dict[str, Any]:

@@ -25,7 +25,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,25 +73,14 @@ def start(variants: list[Variant], out: Path) -> None:
 
 def one_round(variants: list[Variant], duration: float) -> dict[str, float]:
     """Requests per CPU-second of each server, all loaded at once."""
-    servers = {v.name: (v.env, *_server(v)) for v in variants}
-    benches = {name: capture_cost.start_load(env, port, duration)
-               for name, (env, _, port) in servers.items()}
-    time.sleep(capture_cost.SHARED_SETTLE_S)
-    before = {name: _cpu(process) for name, (_, process, _) in servers.items()}
-    time.sleep(duration - 1.0)
-    after = {name: _cpu(process) for name, (_, process, _) in servers.items()}
-    served = {name: capture_cost.finished(bench)["req_s"] for name, bench in benches.items()}
-    return {name: served[name] * (after[name][1] - before[name][1])
-            / (after[name][0] - before[name][0]) for name in servers}
+    figures = capture_cost.loaded_at_once({v.name: (v.env, *_server(v)) for v in variants},
+                                          duration)
+    return {name: figure["req_per_cpu_s"] for name, figure in figures.items()}
 
 
 def _server(variant: Variant) -> tuple[subprocess.Popen[bytes], int]:
     assert variant.server is not None
     return variant.server
-
-
-def _cpu(process: subprocess.Popen[bytes]) -> tuple[float, float]:
-    return capture_cost.cpu_seconds(process.pid), time.perf_counter()
 
 
 def main() -> None:
