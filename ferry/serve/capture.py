@@ -14,9 +14,7 @@ capture's thread writes:
 
 from __future__ import annotations
 
-import functools
 import itertools
-import operator
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -28,10 +26,9 @@ from ferry.monitor.capture.queue import Capture
 from ferry.monitor.capture.settings import CaptureSettings
 from ferry.monitor.columns import input_columns, output_columns
 from ferry.monitor.events import output_column
-from ferry.monitor.store.records import TENSOR_JSON_CACHE, TensorDescription, tensors_json
 from ferry.serve.batching import BatchSampler, ModelCall, QueuedRequest
-from ferry.serve.datatypes import from_signature
-from ferry.serve.model import PendingInference, ServedModel
+from ferry.serve.capture_tensors import NO_TENSORS, VersionTensorLists
+from ferry.serve.model import ServedModel
 from ferry.serve.recorder import RequestRecord
 from ferry.signature import Signature
 from ferry.text import is_whole_number
@@ -54,6 +51,7 @@ class RecorderCapture:
 
     def __init__(self, capture: Capture):
         self.capture = capture
+        self._tensor_lists = VersionTensorLists()
 
     @property
     def store(self) -> Any:
@@ -63,14 +61,18 @@ class RecorderCapture:
               latency_s: float, response_bytes: int) -> None:
         ended = time.time()
         served, pending = _served(record), record.pending
-        timing = None if pending is None else pending.queued.timing
+        if pending is None:
+            timing, inputs, outputs = None, NO_TENSORS, NO_TENSORS
+        else:
+            lists = self._tensor_lists.of(served)
+            timing, inputs = pending.queued.timing, lists.inputs(pending.queued)
+            outputs = lists.outputs(pending) if ok else NO_TENSORS
         event = (int(ended * 1_000_000), request_id(record), served.name,
                  served.version.version, alias_of(record.asked_version),
                  PROTOCOLS.get(protocol, protocol), status, None if ok else status, latency_s,
                  *(NO_TIMING if timing is None else
                    (timing.queue_s, timing.compute_s, timing.batch_rows)),
-                 record.request_bytes, response_bytes, _inputs_json(pending),
-                 _outputs_json(ok, pending))
+                 record.request_bytes, response_bytes, inputs, outputs)
         self.capture.offer(event)
 
     def batch_sampler(self, name: str, version: int, signature: Signature) -> BatchSampler | None:
@@ -205,30 +207,3 @@ def _made_up_id() -> str:
 
 def alias_of(asked: str | None) -> str | None:
     return None if asked is None or is_whole_number(asked) else asked
-
-
-_DESCRIBED = operator.attrgetter("name", "datatype", "shape")
-
-
-def _inputs_json(pending: PendingInference | None) -> str:
-    if pending is None:
-        return tensors_json(())
-    return tensors_json(tuple(map(_DESCRIBED, pending.request.inputs)))
-
-
-def _outputs_json(ok: bool, pending: PendingInference | None) -> str:
-    """An answered request's outputs (its share of its batch's: the future holds a result,
-    as the request succeeded); a failed request has none."""
-    if not ok or pending is None:
-        return tensors_json(())
-    results = pending.queued.future.result()
-    return _outputs_described(tuple([(spec.name, spec.dtype, results[spec.name].shape)
-                                     for spec in pending.wanted if spec.name in results]))
-
-
-@functools.lru_cache(maxsize=TENSOR_JSON_CACHE)
-def _outputs_described(outputs: TensorDescription) -> str:
-    """`tensors_json` of outputs described with signature dtypes (cached, so the datatype
-    is looked up once per distinct list, not per request)."""
-    return tensors_json(tuple((name, from_signature(dtype), shape)
-                              for name, dtype, shape in outputs))

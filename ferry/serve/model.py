@@ -72,6 +72,12 @@ class ServedModel:
         self.batcher = DynamicBatcher(self.run_arrays, batching, self._observer(observe),
                                       sample)
 
+    @property
+    def default_outputs(self) -> list[TensorSpec]:
+        """What a request that names no outputs gets: all of them (this very list, so that
+        whoever compares a request's `PendingInference.wanted` with it need not read it)."""
+        return self._outputs
+
     def _observer(self, metrics: BatchObserver | None) -> BatchObserver:
         record = self.statistics.record_batch
         if metrics is None:

@@ -264,3 +264,40 @@ def test_settings_refuse_nonsense() -> None:
         CaptureSettings(queue_size=0)
     with pytest.raises(ValueError, match="flush_interval_s"):
         replace(CaptureSettings(), flush_interval_s=0)
+
+
+def test_each_event_lists_its_requests_tensors_as_they_were_sent_and_answered(
+        iris: tuple[Registry, np.ndarray]) -> None:
+    """Through both transports: each event's inputs and outputs with the shapes of its own
+    request (1 or 3 rows), only the outputs it asked for, none for a refused request."""
+    registry, x = iris
+    running = serve(registry, CaptureSettings(store_url=MEMORY))
+    try:
+        assert post(running, "v2/models/iris/infer", iris_row(x, 0)) == 200
+        three = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [3, 4],
+                             "data": x[:3].ravel().tolist()}],
+                 "outputs": [{"name": "label"}], "id": "label-only"}
+        assert post(running, "v2/models/iris/infer", three) == 200
+        grpc = triton_grpc.InferenceServerClient(running.grpc_address)
+        tensor = triton_grpc.InferInput("X", [2, 4], "FP32")
+        tensor.set_data_from_numpy(x[:2])
+        grpc.infer("iris", [tensor], request_id="grpc-2")
+        wide = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 5],
+                            "data": [0.0] * 5}], "id": "too-wide"}
+        assert post(running, "v2/models/iris/infer", wide) == 400
+    finally:
+        running.stop()
+    events = {e["request_id"]: e for e in running.server.capture.store.events("iris").to_pylist()}
+
+    def tensors(request_id: str, kind: str) -> list[tuple[str, str, list[int]]]:
+        return [(t["name"], t["datatype"], t["shape"]) for t in events[request_id][kind]]
+
+    assert tensors("req-0", "inputs") == [("X", "FP32", [1, 4])]
+    assert tensors("req-0", "outputs") == [("label", "INT64", [1]),
+                                           ("probabilities", "FP32", [1, 3])]
+    assert tensors("label-only", "inputs") == [("X", "FP32", [3, 4])]
+    assert tensors("label-only", "outputs") == [("label", "INT64", [3])]
+    assert tensors("grpc-2", "inputs") == [("X", "FP32", [2, 4])]
+    assert tensors("grpc-2", "outputs") == [("label", "INT64", [2]),
+                                            ("probabilities", "FP32", [2, 3])]
+    assert tensors("too-wide", "outputs") == []
