@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any
 
 from ferry.monitor.store.records import TensorDescription, tensors_json
@@ -46,9 +46,9 @@ class TensorLists:
         """The JSON of a queued request's inputs (name, datatype, shape each)."""
         if self._by_rows:
             rows = queued.rows
-            return self._inputs.get(rows) or self._kept(self._inputs, rows, self._rows_inputs)
+            return self._inputs.get(rows) or _kept(self._inputs, rows, self._rows_inputs(rows))
         shapes = tuple(map(_SHAPE, queued.inputs.values()))
-        return self._inputs.get(shapes) or self._kept(self._inputs, shapes, self._inputs_of)
+        return self._inputs.get(shapes) or _kept(self._inputs, shapes, self._inputs_of(shapes))
 
     def outputs(self, pending: PendingInference) -> str:
         """The JSON of an answered request's outputs (its share of its batch's: the future
@@ -57,27 +57,23 @@ class TensorLists:
         if pending.wanted is not self._all_outputs:
             return _outputs_json(pending.wanted, results)
         key = (*results, *map(_SHAPE, results.values()))
-        found = self._outputs.get(key)
-        if found is None:
-            found = self._kept(self._outputs, key,
-                               lambda _: _outputs_json(self._all_outputs, results))
-        return found
+        return self._outputs.get(key) or _kept(self._outputs, key,
+                                               _outputs_json(self._all_outputs, results))
 
-    def _rows_inputs(self, rows: Any) -> str:
+    def _rows_inputs(self, rows: int) -> str:
         return tensors_json(tuple((name, datatype, (rows, *sizes)) for (name, datatype), sizes
                                   in zip(self._input_types, self._input_sizes, strict=True)))
 
-    def _inputs_of(self, shapes: Any) -> str:
+    def _inputs_of(self, shapes: tuple[tuple[int, ...], ...]) -> str:
         return tensors_json(tuple((name, datatype, shape) for (name, datatype), shape
                                   in zip(self._input_types, shapes, strict=True)))
 
-    @staticmethod
-    def _kept(lists: dict[Hashable, str], key: Hashable, build: Callable[[Any], str]) -> str:
-        """`build(key)`, kept under `key` while there is room."""
-        built = build(key)
-        if len(lists) < MAX_LISTS:
-            lists[key] = built
-        return built
+
+def _kept(lists: dict[Hashable, str], key: Hashable, built: str) -> str:
+    """`built`, kept under `key` while there is room."""
+    if len(lists) < MAX_LISTS:
+        lists[key] = built
+    return built
 
 
 def _only_rows_free(spec: TensorSpec) -> bool:
